@@ -1,0 +1,191 @@
+"""The analytical cost model: array mapping, on-chip residency, DRAM streaming, fusion, energy.
+
+Per fused layer (row of the graph's LayerTable), vectorised over rows with numpy:
+
+compute  MAC rows fold their loop dimensions (m, n, c, r, g) onto the array's tile with ceiling
+         division, so a depthwise conv on a channel-parallel array pays for the idle lanes;
+         independent output tiles are spread over the cores in waves. Vector rows run on the
+         vector unit. A calibrated profile replaces the tile model by fitted efficiencies.
+memory   a tensor stays on chip when everything alive during its lifetime fits in the activation
+         part of on-chip memory, or when its single consumer can stream it in row bands (fused
+         chains such as depthwise → pointwise); otherwise it is written to DRAM once and read by
+         each consumer. Weights are read once per inference, more when neither weights nor
+         input fit and the layer must be tiled (the cheaper of weight- or input-stationary).
+latency  max(compute, memory) + per-layer overhead; ops the hardware does not run go to the
+         fallback host, through DRAM, at its stated rate.
+energy   MACs × pJ/MAC at the row's precision + vector ops + on-chip bytes + DRAM bytes × pJ.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from netfrontier.cost.base import CostModel, CostOptions, CostTable
+from netfrontier.errors import OptionError
+from netfrontier.graph.table import KIND_INDEX, LayerTable
+from netfrontier.graph.types import MAC_KINDS, OP_KINDS, OpGraph
+from netfrontier.hardware.spec import LOOP_DIMS, HardwareSpec
+
+_BOUND_NAMES = np.array(["compute", "memory", "overhead", "unsupported"], dtype=object)
+
+
+def _ceil_div(a, b):
+    return -(-a // b)
+
+
+def check_bits(hw: HardwareSpec, wbits: int, abits: int) -> None:
+    """Raise OptionError unless the hardware accepts these bit depths."""
+    if wbits not in hw.weight_bits:
+        raise OptionError(f"{hw.name} does not support {wbits}-bit weights "
+                          f"(it supports {_ranges(hw.weight_bits)})")
+    if abits not in hw.activation_bits:
+        raise OptionError(f"{hw.name} does not support {abits}-bit activations "
+                          f"(it supports {_ranges(hw.activation_bits)})")
+
+
+def _ranges(bits) -> str:
+    b = sorted(bits)
+    return f"{b[0]}-{b[-1]}" if b == list(range(b[0], b[-1] + 1)) and len(b) > 2 else \
+        ", ".join(map(str, b))
+
+
+class AnalyticalCostModel(CostModel):
+    """Roofline per layer with array-mapping, residency and tiling effects (see module doc)."""
+
+    def estimate(self, graph: OpGraph, hw: HardwareSpec,
+                 options: CostOptions = CostOptions()) -> CostTable:
+        t: LayerTable = graph.table
+        wbits = options.wbits or hw.default_wbits
+        abits = options.abits or hw.default_abits
+        check_bits(hw, wbits, abits)
+        rows = t.rows
+        row_wbits = np.full(rows, wbits, np.int64)
+        for prefix, bits in options.layer_wbits:
+            check_bits(hw, bits, abits)
+            hit = np.array([m == prefix or m.startswith(prefix + ".") for m in t.modules], bool)
+            row_wbits[hit] = bits
+        abytes = abits / 8.0
+        wbytes = row_wbits / 8.0
+
+        # precision, peak rate and MAC energy per row (few distinct bit depths)
+        rate = np.empty(rows)
+        pj_mac = np.empty(rows)
+        precisions = {}
+        for b in np.unique(row_wbits):
+            p = hw.precision_for(int(b), abits, options.precision)
+            precisions[int(b)] = p
+            sel = row_wbits == b
+            rate[sel] = hw.macs_per_cycle[p]
+            pj_mac[sel] = hw.pj_per_mac(p)
+        precision = precisions[wbits] if wbits in precisions else next(iter(precisions.values()))
+
+        hw_mask = np.array([k in hw.supported_ops for k in OP_KINDS])
+        unsupported = (t.kind_mask & ~hw_mask).any(axis=1)
+
+        # compute time
+        tile = np.where(t.is_depthwise[:, None],
+                        np.array([hw.tile_depthwise[d] for d in LOOP_DIMS]),
+                        np.array([hw.tile[d] for d in LOOP_DIMS]))
+        d = np.maximum(t.dims, 1)
+        folds = _ceil_div(d, tile)
+        tiles = folds[:, 0] * folds[:, 1] * folds[:, 4]
+        per_tile = tile[:, 0] * tile[:, 1] * tile[:, 4] * folds[:, 2] * tile[:, 2] * \
+            folds[:, 3] * tile[:, 3]
+        cycles = _ceil_div(tiles, hw.cores) * per_tile / rate
+        mac_s = cycles / hw.clock_hz / hw.mapping_efficiency
+        vec_s = t.vector_ops / (hw.vector_ops_per_cycle * hw.cores * hw.clock_hz)
+        compute = np.where(t.is_mac, mac_s, vec_s)
+        overhead = np.full(rows, hw.op_overhead_s)
+
+        # which tensors stay on chip
+        act_cap = max(hw.onchip_bytes - hw.weight_buffer_bytes, 0.0)
+        t_bytes = t.out_elems * abytes
+        resident = t.peak_live * abytes <= act_cap
+        next_wbytes = np.append(wbytes[1:], wbytes[-1:])
+        streamed = (t.stream_elems > 0) & (t.stream_elems * abytes <= act_cap) & \
+            (t.stream_weight_elems * next_wbytes <= hw.weight_buffer_bytes)
+        spilled = ~(resident | streamed) | t.is_output | unsupported
+        spilled[t.in_tensors[unsupported[t.in_rows]]] = True
+
+        pair_bytes = t_bytes[t.in_tensors]
+        act_in_all = np.bincount(t.in_rows, weights=pair_bytes, minlength=rows) + \
+            t.graph_input_elems * abytes
+        act_read = np.bincount(t.in_rows, weights=np.where(spilled[t.in_tensors], pair_bytes, 0.0),
+                               minlength=rows) + t.graph_input_elems * abytes
+        act_write = np.where(spilled, t_bytes, 0.0)
+        w = t.weight_elems * wbytes
+        sw = max(hw.weight_buffer_bytes, 1.0)
+        sa = max(act_cap, 1.0)
+        tiled = (w > sw) & (act_read > sa)
+        refetch = np.minimum(w + act_read * np.ceil(w / sw), act_read + w * np.ceil(act_read / sa))
+        dram = np.where(tiled, refetch, w + act_read) + act_write
+        memory = dram / hw.dram_bytes_per_s
+
+        cal = hw.calibration
+        if cal.efficiency or cal.overhead_s:
+            compute, memory, overhead = _apply_calibration(
+                hw, t, compute, memory, overhead, rate, act_in_all + act_write + w)
+
+        fb = hw.fallback
+        fb_s = (t.macs + t.vector_ops) / fb.ops_per_s + (act_read + act_write + w) / \
+            fb.transfer_bytes_per_s + fb.overhead_s
+        busy = np.maximum(compute, memory)
+        latency = np.where(unsupported, fb_s, busy + overhead)
+        bound_idx = np.where(unsupported, 3, np.where(overhead >= busy, 2,
+                                                      np.where(memory > compute, 1, 0)))
+
+        e = hw.energy
+        sram = act_in_all + t_bytes + w
+        energy_pj = np.where(
+            unsupported, (t.macs + t.vector_ops) * fb.pj_per_op,
+            t.macs * pj_mac + t.vector_ops * e["pj_per_vector_op"] + sram * e["pj_per_sram_byte"]
+        ) + dram * e["pj_per_dram_byte"]
+        peak_row = rate * hw.cores * hw.clock_hz
+        util = np.where(t.is_mac & (latency > 0), t.macs / np.maximum(latency * peak_row, 1e-30), 0.0)
+
+        columns = {
+            "name": np.array(t.names, dtype=object), "op": np.array(t.ops, dtype=object),
+            "macs": t.macs, "weight_bytes": w, "dram_bytes": dram, "compute_s": compute,
+            "memory_s": memory, "latency_s": latency, "energy_j": energy_pj * 1e-12,
+            "utilization": util, "bound": _BOUND_NAMES[bound_idx], "wbits": row_wbits,
+        }
+        return CostTable(model=graph.model, hardware=hw.name, batch=graph.batch,
+                         resolution=graph.resolution, wbits=wbits, abits=abits,
+                         precision=precision, macs=int(t.macs.sum()), params=graph.params,
+                         columns=columns, graph_digest=graph.digest, spec_digest=hw.digest)
+
+
+def _apply_calibration(hw: HardwareSpec, t: LayerTable, compute, memory, overhead, rate, touched):
+    """Replace the tile model by fitted efficiency curves for the kinds a profile calibrated.
+
+    MAC kinds: time = MACs / (peak × eff(log10 MACs)). Other kinds: time = bytes touched /
+    (DRAM bandwidth × eff(log10 bytes)); memory time is then folded into that figure.
+    """
+    compute, memory, overhead = compute.copy(), memory.copy(), overhead.copy()
+    for kind, knots in hw.calibration.efficiency.items():
+        sel = t.anchor_kind == KIND_INDEX[kind]
+        if not sel.any():
+            continue
+        xs, ys = np.array(knots, float).T
+        if kind in MAC_KINDS:
+            work = np.maximum(t.macs[sel], 1)
+            eff = np.clip(np.interp(np.log10(work), xs, ys), 1e-6, 1.0)
+            compute[sel] = work / (rate[sel] * hw.cores * hw.clock_hz * eff)
+        else:
+            work = np.maximum(touched[sel], 1)
+            eff = np.clip(np.interp(np.log10(work), xs, ys), 1e-6, 1.0)
+            compute[sel] = work / (hw.dram_bytes_per_s * eff)
+            memory[sel] = 0.0
+    for kind, secs in hw.calibration.overhead_s.items():
+        overhead[t.anchor_kind == KIND_INDEX[kind]] = float(secs)
+    return compute, memory, overhead
+
+
+DEFAULT_MODEL = AnalyticalCostModel()
+
+
+def estimate(graph: OpGraph, hw: HardwareSpec, wbits: int | None = None, abits: int | None = None,
+             precision: str | None = None, layer_wbits: dict[str, int] | None = None) -> CostTable:
+    """Cost `graph` on `hw` with the analytical model (the one-call library API)."""
+    opts = CostOptions(wbits=wbits, abits=abits, precision=precision,
+                       layer_wbits=tuple(sorted((layer_wbits or {}).items())))
+    return DEFAULT_MODEL.estimate(graph, hw, opts)
