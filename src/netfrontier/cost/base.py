@@ -79,6 +79,7 @@ class CostTable:
             "energy_j": self.energy_j, "achieved_ops_per_s": self.achieved_ops_per_s(),
             "layers": int(len(bound)),
             "unsupported_layers": int((bound == "unsupported").sum()),
+            "unsupported_ops": sorted(set(self.unsupported_ops)),
             "bound_counts": {b: int((bound == b).sum()) for b in BOUNDS},
         }
 

@@ -1,0 +1,171 @@
+"""`analyze`, `zoo` and `recommend`: the main job from the command line."""
+from __future__ import annotations
+
+import datetime
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from netfrontier.cli import app
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _si(x: float, unit: str) -> str:
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1, ""), (1e-3, "m"),
+                          (1e-6, "µ"), (1e-9, "n")):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g} {prefix}{unit}"
+    return f"{x:.3g} {unit}"
+
+
+def _check_positive(name: str, value: int | None) -> None:
+    from netfrontier.errors import OptionError
+
+    if value is not None and value < 1:
+        raise OptionError(f"--{name} must be at least 1, got {value}")
+
+
+@app.command()
+def analyze(
+    model: str = typer.Argument(..., help="zoo name (resnet50, resnet50.IMAGENET1K_V1), "
+                                          "timm/<arch>, file.onnx or package.module:function"),
+    hw: str = typer.Option("img-series4-1core", "--hw", help="preset name or YAML file"),
+    wbits: int = typer.Option(None, help="weight bits (default: the preset's)"),
+    abits: int = typer.Option(None, help="activation bits (default: the preset's)"),
+    batch: int = typer.Option(1, help="images per inference"),
+    resolution: int = typer.Option(None, help="input size in pixels (default: native)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
+) -> None:
+    """Cost one model on one accelerator, per layer, with a roofline verdict per row."""
+    from netfrontier.cost.analytical import estimate
+    from netfrontier.hardware.registry import get_hardware
+    from netfrontier.models.registry import capture
+
+    _check_positive("batch", batch)
+    _check_positive("resolution", resolution)
+    spec = get_hardware(hw)
+    graph = capture(model, batch=batch, resolution=resolution)
+    table = estimate(graph, spec, wbits=wbits, abits=abits)
+    peak = 2 * spec.peak_macs_per_s(table.precision)
+    if as_json:
+        sys.stdout.write(table.to_json(peak_ops_per_s=peak) + "\n")
+        return
+    t = Table(title=f"{graph.model} on {spec.name} (W{table.wbits}A{table.abits}, "
+                    f"{table.precision}, batch {batch}, {graph.resolution} px)")
+    for col in ("layer", "op", "MACs", "weights", "DRAM", "latency", "util", "bound"):
+        t.add_column(col, overflow="fold", justify="right" if col not in ("layer", "op") else "left")
+    style = {"compute": "green", "memory": "yellow", "overhead": "cyan", "unsupported": "red"}
+    for r in table.rows():
+        t.add_row(r["name"], r["op"], _si(r["macs"], ""), _si(r["weight_bytes"], "B"),
+                  _si(r["dram_bytes"], "B"), _si(r["latency_s"], "s"),
+                  f"{100 * r['utilization']:.0f}%" if r["macs"] else "",
+                  f"[{style[r['bound']]}]{r['bound']}[/]")
+    console.print(t)
+    tot = table.totals()
+    console.print(
+        f"[bold]{graph.model}[/bold]: {_si(tot['macs'], 'MAC')}, {_si(tot['params'], '')} params | "
+        f"latency {_si(tot['latency_s'], 's')} | DRAM {_si(tot['dram_bytes'], 'B')} | "
+        f"energy {_si(tot['energy_j'], 'J')} | achieved {_si(tot['achieved_ops_per_s'], 'op/s')} "
+        f"of {_si(peak, 'op/s')} peak ({100 * tot['achieved_ops_per_s'] / peak:.1f}%)")
+    if tot["unsupported_layers"]:
+        console.print(f"[red]{tot['unsupported_layers']} layers fall back to "
+                      f"{spec.fallback.host}: {', '.join(tot['unsupported_ops'])}[/red]")
+
+
+@app.command()
+def zoo(
+    hw: str = typer.Option("img-series4-1core", "--hw", help="preset name or YAML file"),
+    filter: str = typer.Option(None, "--filter", help="glob on model or architecture name"),
+    wbits: int = typer.Option(None, help="weight bits (default: the preset's)"),
+    abits: int = typer.Option(None, help="activation bits (default: the preset's)"),
+    batch: int = typer.Option(1, help="images per inference"),
+    out: Path = typer.Option(Path("zoo-report"), "--out", help="output directory"),
+    store: Path = typer.Option(None, "--store", help="SQLite store (default: user cache)"),
+) -> None:
+    """Cost the whole zoo, draw the frontier, write results.csv, plots and report.html."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from netfrontier.hardware.registry import get_hardware
+    from netfrontier.store import Store, tool_version
+    from netfrontier.zoo import cached_zoo_entries, write_zoo_report, zoo_rows
+
+    _check_positive("batch", batch)
+    spec = get_hardware(hw)
+    db = Store(store)
+    total = len(cached_zoo_entries(db, filter))
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True) as bar:
+        task = bar.add_task(f"costing on {spec.name}", total=total)
+        rows = zoo_rows(spec, filter, wbits=wbits, abits=abits, batch=batch, store=db,
+                        progress=lambda name: bar.advance(task))
+    _attach_measurements(rows, db, spec)
+    meta = {"hardware": spec.name, "description": spec.description,
+            "peak_ops_per_s": 2 * spec.peak_macs_per_s(rows[0]["precision"]),
+            "tool_version": tool_version(), "command": " ".join(["netfrontier"] + sys.argv[1:]),
+            "date": datetime.date.today().isoformat(),
+            "notes": _notes(spec, rows)}
+    paths = write_zoo_report(rows, spec, out, meta)
+    err.print(f"{len(rows)} models on {spec.name}: {paths['csv']}, {paths['html']}")
+
+
+def _attach_measurements(rows: list[dict], db, spec) -> None:
+    """Measured latency beside the prediction, where this device's profile has measurements."""
+    device = spec.calibration.provenance and spec.sources.get("device")
+    if not device:
+        return
+    found = db.latest_measurements(device=device)
+    for r in rows:
+        hits = [m for (model, _dev, _rt, _dt, b), m in found.items()
+                if model == r["model"] and b == r["batch"]]
+        r["measured_latency_s"] = hits[-1]["median_s"] if hits else None
+
+
+def _notes(spec, rows) -> list[str]:
+    notes = [f"Top-1 figures: {rows[0]['top1_source']}." if rows else "",
+             "Costs are per batch from netfrontier's analytical model "
+             f"(W{rows[0]['wbits']}A{rows[0]['abits']}, {rows[0]['precision']})." if rows else ""]
+    partly = [r["model"] for r in rows if r["unsupported_layers"]]
+    if partly:
+        notes.append(f"{len(partly)} models run partly on the fallback host "
+                     f"({spec.fallback.host}): their costs include the hand-off.")
+    return [n for n in notes if n]
+
+
+@app.command()
+def recommend(
+    hw: str = typer.Option("img-series4-1core", "--hw", help="preset name or YAML file"),
+    min_top1: float = typer.Option(..., "--min-top1", help="required ImageNet top-1 (%)"),
+    objective: str = typer.Option("latency", help="latency | dram | energy"),
+    max_params: float = typer.Option(None, "--max-params", help="parameter budget"),
+    filter: str = typer.Option(None, "--filter", help="glob on model or architecture name"),
+    wbits: int = typer.Option(None, help="weight bits (default: the preset's)"),
+    no_fallback: bool = typer.Option(False, "--no-fallback",
+                                     help="exclude models with layers the chip cannot run"),
+    as_json: bool = typer.Option(False, "--json"),
+    store: Path = typer.Option(None, "--store", help="SQLite store (default: user cache)"),
+) -> None:
+    """The cheapest zoo model that reaches a top-1 target on this hardware."""
+    from netfrontier.frontier import recommend as pick
+    from netfrontier.hardware.registry import get_hardware
+    from netfrontier.store import Store
+    from netfrontier.zoo import zoo_rows
+
+    spec = get_hardware(hw)
+    rows = zoo_rows(spec, filter, wbits=wbits, store=Store(store))
+    best = pick(rows, min_top1, objective, max_params, allow_fallback=not no_fallback)
+    if as_json:
+        print(json.dumps(best))
+        return
+    console.print(
+        f"[bold]{best['model']}[/bold] on {spec.name}: top-1 {best['top1']:.2f}% "
+        f"({best['top1_source']}), latency {_si(best['latency_s'], 's')}, "
+        f"DRAM {_si(best['dram_bytes'], 'B')}, energy {_si(best['energy_j'], 'J')}, "
+        f"{best['params'] / 1e6:.1f} M params"
+        + (f" [red](falls back to host for {best['unsupported_ops']})[/red]"
+           if best["unsupported_layers"] else ""))

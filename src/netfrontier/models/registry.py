@@ -1,0 +1,52 @@
+"""One registry of model sources: resolve a user's model name, list the zoo, capture a graph."""
+from __future__ import annotations
+
+import fnmatch
+
+from netfrontier.errors import UnknownModelError, suggest
+from netfrontier.graph.types import OpGraph
+from netfrontier.models.base import ModelEntry, ModelSource
+from netfrontier.models.other_sources import FactorySource, OnnxFileSource, TimmSource
+from netfrontier.models.torchvision_zoo import TorchvisionSource
+
+# Order matters: file and factory forms are recognised by shape before catalogue look-ups.
+SOURCES: list[ModelSource] = [OnnxFileSource(), FactorySource(), TimmSource(),
+                              TorchvisionSource()]
+ZOO_SOURCES = ("torchvision",)  # sources whose entries carry an ImageNet top-1
+
+
+def register_source(source: ModelSource, zoo: bool = False) -> None:
+    """Add a model source (e.g. one with measured accuracies) ahead of the catalogue sources."""
+    SOURCES.insert(len(SOURCES) - 1, source)
+    global ZOO_SOURCES
+    if zoo and source.name not in ZOO_SOURCES:
+        ZOO_SOURCES = ZOO_SOURCES + (source.name,)
+
+
+def resolve(name: str) -> tuple[ModelSource, ModelEntry]:
+    """The source and entry for a user-typed model name; UnknownModelError with suggestions."""
+    for src in SOURCES:
+        if src.claims(name):
+            return src, src.entry(name)
+    known = [e.name for s in SOURCES if s.name in ZOO_SOURCES for e in s.entries()]
+    known += sorted({e.arch for s in SOURCES if s.name in ZOO_SOURCES for e in s.entries()})
+    raise UnknownModelError(f"unknown model '{name}'{suggest(name, known)}")
+
+
+def source_named(name: str) -> ModelSource:
+    return next(s for s in SOURCES if s.name == name)
+
+
+def zoo_entries(pattern: str | None = None) -> list[ModelEntry]:
+    """Every entry with an ImageNet top-1 (optionally filtered by a glob on name or arch)."""
+    out = [e for s in SOURCES if s.name in ZOO_SOURCES for e in s.entries()
+           if e.top1 is not None]
+    if pattern:
+        out = [e for e in out if fnmatch.fnmatch(e.name, pattern) or fnmatch.fnmatch(e.arch, pattern)]
+    return out
+
+
+def capture(name: str, batch: int = 1, resolution: int | None = None) -> OpGraph:
+    """Capture a model named as on the command line."""
+    src, entry = resolve(name)
+    return src.capture(entry, batch=batch, resolution=resolution)

@@ -1,0 +1,353 @@
+"""One self-contained HTML report: headline, embedded plots, trade-off lines, a sortable table.
+
+Everything is inline (CSS, a small vanilla-JS sorter, PNGs as base64 data URIs), so the file can
+be mailed or archived on its own. All text from rows and meta is escaped.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import math
+from collections import Counter
+from pathlib import Path
+
+from netfrontier.frontier import OBJECTIVES, TradeoffLine
+
+# objective -> (row column, factor raw -> display unit, unit, name)
+_UNITS = {
+    "latency": ("latency_s", 1e3, "ms", "Latency"),
+    "dram": ("dram_bytes", 1e-6, "MB", "DRAM traffic"),
+    "energy": ("energy_j", 1e3, "mJ", "Energy"),
+}
+_SHORT = {"latency": "latency", "dram": "DRAM", "energy": "energy"}
+_IMAGE_CAPTIONS = {
+    "latency": "Top-1 vs latency per inference",
+    "dram": "Top-1 vs DRAM traffic per inference",
+    "energy": "Top-1 vs energy per inference",
+    "measured_latency": "Top-1 vs measured latency",
+}
+
+_CSS = """
+:root{--ink:#1f2630;--mute:#5d6673;--line:#e3e7ec;--blue:#1d5fa8;--red:#b8322a;--amber:#c77700;
+--bg:#f5f7fa}
+*{box-sizing:border-box}
+body{margin:0;font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
+color:var(--ink);background:var(--bg)}
+main{max-width:1240px;margin:0 auto;padding:28px 28px 48px}
+h1{font-size:26px;margin:0 0 2px;letter-spacing:-.01em}
+h2{font-size:18px;margin:34px 0 10px}
+.sub{color:var(--mute);margin:0 0 18px}
+.sub span+span:before{content:"·";margin:0 8px;color:#b3bac4}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(250px,1fr));gap:12px}
+.card{background:#fff;border:1px solid var(--line);border-radius:10px;padding:14px 16px}
+.card h3{margin:0 0 8px;font-size:12px;text-transform:uppercase;letter-spacing:.06em;color:var(--mute)}
+.card dl{margin:0;display:grid;grid-template-columns:auto 1fr;gap:3px 10px;font-size:13px}
+.card dt{color:var(--mute)}.card dd{margin:0;font-weight:600}
+.card dd small{font-weight:400;color:var(--mute)}
+.big{font-size:30px;font-weight:700;line-height:1.1}
+.big small{font-size:14px;font-weight:400;color:var(--mute)}
+.warn{color:var(--amber)}
+figure{margin:0 0 16px;background:#fff;border:1px solid var(--line);border-radius:10px;padding:10px}
+figure img{width:100%;height:auto;display:block}
+figcaption{color:var(--mute);font-size:13px;padding:4px 6px 0}
+.eq{background:#fff;border:1px solid var(--line);border-radius:10px;border-collapse:separate;
+border-spacing:0;width:100%}
+.eq td,.eq th{padding:7px 12px;text-align:left;border-bottom:1px solid var(--line)}
+.eq tr:last-child td{border-bottom:0}
+.eq code{font:13px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
+.tablewrap{max-height:80vh;overflow:auto;background:#fff;border:1px solid var(--line);border-radius:10px}
+table.rows{border-collapse:separate;border-spacing:0;width:100%;font-size:12.5px}
+.rows th{position:sticky;top:0;background:#fff;z-index:1;text-align:right;font-weight:600;
+padding:8px 8px;border-bottom:2px solid #cfd5dc;white-space:nowrap;cursor:pointer;user-select:none}
+.rows th.t,.rows td.t{text-align:left}
+.rows th:hover{background:#eef3f9}
+.rows th[aria-sort]:after{content:" ▲";color:var(--blue);font-size:10px}
+.rows th[aria-sort=descending]:after{content:" ▼"}
+.rows td{padding:4px 8px;text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap;
+border-bottom:1px solid #eef0f3}
+.rows tbody tr:nth-child(even){background:#f8fafc}
+.rows tbody tr:hover{background:#eef3f9}
+.rows tr.fb td:first-child{box-shadow:inset 3px 0 0 var(--amber)}
+.rows td.m{font-weight:600}
+.chip{display:inline-block;padding:0 6px;margin-left:3px;border-radius:9px;font-size:11px;
+background:#e4eef9;color:var(--blue);font-weight:600}
+.fbops{color:var(--amber);white-space:normal;min-width:140px;font-size:11.5px}
+.neg{color:#2e7d4f}.pos{color:var(--red)}
+sup{color:var(--mute)}
+.notes li{margin:3px 0}
+footer{margin-top:30px;color:var(--mute);font-size:12px}
+footer code{font:12px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:#fff;
+border:1px solid var(--line);border-radius:5px;padding:1px 5px;word-break:break-all}
+"""
+
+_JS = """
+(function(){document.querySelectorAll('table.rows').forEach(function(t){
+var hs=t.tHead.rows[0].cells,b=t.tBodies[0];
+Array.prototype.forEach.call(hs,function(th,i){
+function go(){var asc=th.getAttribute('aria-sort')!=='ascending',num=th.dataset.type==='num';
+Array.prototype.forEach.call(hs,function(h){h.removeAttribute('aria-sort')});
+th.setAttribute('aria-sort',asc?'ascending':'descending');
+function key(r){var c=r.cells[i],v=c.getAttribute('data-v');if(v===null)v=c.textContent.trim();
+if(v==='')return null;if(num){v=parseFloat(v);return isNaN(v)?null:v}return v.toLowerCase()}
+var rs=Array.prototype.map.call(b.rows,function(r,k){return[key(r),k,r]});
+rs.sort(function(p,q){var x=p[0],y=q[0];if(x===null||y===null)
+return x===y?p[1]-q[1]:(x===null?1:-1);var c=num?x-y:x.localeCompare(y);
+return(asc?c:-c)||p[1]-q[1]});rs.forEach(function(p){b.appendChild(p[2])})}
+th.addEventListener('click',go);th.tabIndex=0;
+th.addEventListener('keydown',function(e){if(e.key==='Enter'||e.key===' '){e.preventDefault();go()}})
+})})})();
+"""
+
+
+def _e(v) -> str:
+    return html.escape("" if v is None else str(v), quote=True)
+
+
+def _num(v, fmt: str = "g3") -> str:
+    """Human number: three significant figures-ish with thousands separators."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "—"
+    a = abs(v)
+    if a >= 100:
+        return f"{v:,.0f}"
+    if a >= 10:
+        return f"{v:.1f}"
+    if a >= 1:
+        return f"{v:.2f}"
+    return f"{v:.3f}" if a >= 0.01 or a == 0 else f"{v:.2g}"
+
+
+def _meta(meta: dict, *keys, default=None):
+    for k in keys:
+        if meta.get(k) not in (None, ""):
+            return meta[k]
+    return default
+
+
+def _cost(r: dict, obj: str) -> float | None:
+    col, f, _, _ = _UNITS[obj]
+    v = r.get(col)
+    return None if v is None else v * f
+
+
+def _with_unit(r: dict, obj: str) -> str:
+    return f"{_num(_cost(r, obj))} {_UNITS[obj][2]}"
+
+
+def _headline(rows: list[dict], lines: dict) -> str:
+    n = len(rows)
+    with_top1 = sum(r.get("top1") is not None for r in rows)
+    fb = [r for r in rows if r.get("unsupported_layers")]
+    hw_cards = [
+        '<div class="card"><h3>Models</h3>'
+        f'<div class="big">{n} <small>evaluated, {with_top1} with a top-1</small></div>'
+        + (f'<p class="warn" style="margin:8px 0 0">⚠ {len(fb)} run partly on the host CPU '
+           f'(unsupported layers)</p>' if fb else
+           '<p style="margin:8px 0 0;color:var(--mute)">every layer runs on the accelerator</p>')
+        + "</div>"]
+    for obj in OBJECTIVES:
+        front = [r for r in rows if r.get(f"on_frontier_{obj}") and r.get("top1") is not None
+                 and _cost(r, obj) is not None]
+        if not front:
+            continue
+        cheap = min(front, key=lambda r: (_cost(r, obj), -r["top1"]))
+        best = max(front, key=lambda r: (r["top1"], -_cost(r, obj)))
+        key = f"below_line_{obj}"
+        above = [r for r in front if r.get(key) is not None]
+        bal = min(above, key=lambda r: r[key]) if above and lines.get(obj) else None
+
+        def item(label, r, extra=""):
+            return (f"<dt>{label}</dt><dd>{_e(r['model'])}<br><small>{_e(_with_unit(r, obj))}"
+                    f" · {r['top1']:.2f}% top-1{extra}</small></dd>")
+
+        body = item("cheapest", cheap) + item("most accurate", best)
+        if bal is not None and bal is not cheap and bal is not best:
+            body += item("best trade-off", bal, f" · {-bal[key]:+.2f} pts vs line")
+        hw_cards.append(f'<div class="card"><h3>{_e(_UNITS[obj][3])} frontier · '
+                        f'{len(front)} models</h3><dl>{body}</dl></div>')
+    return '<section class="cards">' + "".join(hw_cards) + "</section>"
+
+
+def _equations(lines: dict) -> str:
+    trs = []
+    for obj in OBJECTIVES:
+        line: TradeoffLine | None = lines.get(obj)
+        _, f, unit, name = _UNITS[obj]
+        if line is None:
+            trs.append(f"<tr><th>{_e(name)}</th><td colspan=2>no line: fewer than two frontier "
+                       f"models with distinct cost</td></tr>")
+            continue
+        a = line.intercept - line.slope * math.log10(f)
+        sign = "+" if line.slope >= 0 else "−"
+        eq = f"top-1 = {a:.2f} {sign} {abs(line.slope):.3f} · log₁₀({_SHORT[obj]} / {unit})"
+        trs.append(f"<tr><th>{_e(name)}</th><td><code>{_e(eq)}</code></td><td>each 10× more "
+                   f"{_e(_SHORT[obj])} buys {line.slope:.2f} points of top-1 along the frontier "
+                   f"(fitted through {line.points} frontier models)</td></tr>")
+    return '<table class="eq"><tbody>' + "".join(trs) + "</tbody></table>"
+
+
+def _table(rows: list[dict]) -> tuple[str, list[str]]:
+    sources = []
+    for r in rows:
+        s = r.get("top1_source") or ""
+        if r.get("top1") is not None and s and s not in sources:
+            sources.append(s)
+    mark = {s: "abcdefghijklmnopqrstuvwxyz"[i] if i < 26 else str(i + 1)
+            for i, s in enumerate(sources)}
+    cols = [("Model", "t", "ImageNet classifier (source.weights)"),
+            ("Top-1 %", "num", "ImageNet-1k top-1; the letter says where it comes from"),
+            ("Latency ms", "num", "modelled latency per batch"),
+            ("DRAM MB", "num", "modelled DRAM traffic per batch"),
+            ("Energy mJ", "num", "modelled energy per batch"),
+            ("Frontier", "num", "on the efficient frontier for these objectives"),
+            ("↓ lat", "num", "points of top-1 below the latency trade-off line (negative: above)"),
+            ("↓ DRAM", "num", "points of top-1 below the DRAM trade-off line (negative: above)"),
+            ("↓ energy", "num", "points of top-1 below the energy trade-off line (negative: above)"),
+            ("GMACs", "num", "multiply-accumulates per batch, billions"),
+            ("Params M", "num", "parameters, millions"),
+            ("Util %", "num", "achieved / peak ops per second"),
+            ("W/A bits", "t", "weight / activation bits"),
+            ("Res", "num", "input resolution"),
+            ("Host-CPU fallback", "t", "layers the accelerator cannot run, by op kind")]
+    head = "".join(f'<th class="{"t" if k == "t" else ""}" data-type="{k}" title="{_e(tip)}">'
+                   f"{_e(c)}</th>" for c, k, tip in cols)
+
+    def td(v, shown=None, cls=""):
+        dv = "" if v is None or (isinstance(v, float) and not math.isfinite(v)) else repr(float(v))
+        c = f' class="{cls}"' if cls else ""
+        return f'<td{c} data-v="{dv}">{_e(_num(v)) if shown is None else shown}</td>'
+
+    body = []
+    for r in rows:
+        fb = bool(r.get("unsupported_layers"))
+        t1 = r.get("top1")
+        t1s = "—" if t1 is None else (f"{t1:.2f}" + (f"<sup>{mark[r['top1_source']]}</sup>"
+                                                    if r.get("top1_source") in mark else ""))
+        members = [o for o in OBJECTIVES if r.get(f"on_frontier_{o}")]
+        chips = "".join(f'<span class="chip">✓ {_e(_SHORT[o])}</span>' for o in members)
+        cells = [f'<td class="t m">{_e(r.get("model"))}</td>', td(t1, t1s)]
+        cells += [td(_cost(r, o)) for o in OBJECTIVES]
+        cells.append(f'<td class="t" data-v="{sum(4 >> i for i, o in enumerate(OBJECTIVES) if o in members)}">'
+                     f"{chips}</td>")
+        for o in OBJECTIVES:
+            b = r.get(f"below_line_{o}")
+            cls = "" if b is None else ("pos" if b > 0.5 else "neg" if b < -0.05 else "")
+            cells.append(td(b, "—" if b is None else f"{b:+.2f}", cls))
+        macs, params, util = r.get("macs"), r.get("params"), r.get("utilization")
+        cells.append(td(None if macs is None else macs / 1e9))
+        cells.append(td(None if params is None else params / 1e6))
+        cells.append(td(None if util is None else util * 100))
+        wb, ab = r.get("wbits"), r.get("abits")
+        cells.append(f'<td class="t">{_e(wb if wb is not None else "—")}/'
+                     f'{_e(ab if ab is not None else "—")}</td>')
+        res = r.get("resolution")
+        cells.append(td(res, _e(res if res is not None else "—")))
+        if fb:
+            ops = ", ".join(o for o in str(r.get("unsupported_ops") or "").split(";") if o)
+            n = r.get("unsupported_layers")
+            cells.append(f'<td class="t fbops">⚠ {_e(n)} layer{"s" if n != 1 else ""}'
+                         f'{": " + _e(ops) if ops else ""}</td>')
+        else:
+            cells.append('<td class="t"></td>')
+        body.append(f'<tr{" class=fb" if fb else ""}>' + "".join(cells) + "</tr>")
+    counts = Counter(r.get("top1_source") for r in rows if r.get("top1") is not None)
+    notes = [f"<sup>{mark[s]}</sup> top-1 {_e(s)} ({counts[s]} model{'s' if counts[s] != 1 else ''})"
+             for s in sources]
+    missing = sum(r.get("top1") is None for r in rows)
+    if missing:
+        notes.append(f"— no top-1 known for {missing} model{'s' if missing != 1 else ''}; "
+                     f"they are left off the frontier")
+    table = (f'<div class="tablewrap"><table class="rows"><thead><tr>{head}</tr></thead>'
+             f"<tbody>{''.join(body)}</tbody></table></div>")
+    return table, notes
+
+
+def _img(path: Path) -> str:
+    data = Path(path).read_bytes()
+    mime = "image/svg+xml" if str(path).lower().endswith(".svg") else "image/png"
+    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
+
+
+def render_report(rows: list[dict], lines: dict, meta: dict, images: dict | None = None) -> str:
+    """The report as one HTML string (what write_report writes)."""
+    images = images or {}
+    hw = _meta(meta, "hardware", "hardware_name", "name",
+               default=next((r.get("hardware") for r in rows if r.get("hardware")), "unknown hardware"))
+    date = _meta(meta, "date", default="")
+    desc = _meta(meta, "description", "hardware_description")
+    peak = _meta(meta, "peak_ops_per_s", "peak_ops", "peak")
+    version = _meta(meta, "tool_version", "version")
+    command = _meta(meta, "command", "command_line", "cmdline")
+    if isinstance(command, (list, tuple)):
+        command = " ".join(str(c) for c in command)
+    sub = []
+    if desc:
+        sub.append(f"<span>{_e(desc)}</span>")
+    if peak:
+        try:
+            sub.append(f"<span>peak {float(peak) / 1e12:,.1f} TOPS</span>")
+        except (TypeError, ValueError):
+            sub.append(f"<span>peak {_e(peak)}</span>")
+    if date:
+        sub.append(f"<span>{_e(date)}</span>")
+    batches = {r.get("batch", 1) for r in rows}
+    if batches - {1, None}:
+        sub.append(f"<span>batch {_e(', '.join(str(b) for b in sorted(batches, key=str)))} "
+                   f"(costs are per batch)</span>")
+
+    figs = []
+    for key, path in images.items():
+        cap = _IMAGE_CAPTIONS.get(key, str(key).replace("_", " ").capitalize())
+        figs.append(f'<figure><img src="{_img(path)}" alt="{_e(cap)}"><figcaption>{_e(cap)}. '
+                    f"Blue: the efficient frontier; dashed red: the trade-off line; the red "
+                    f"shading below it marks poor trade-offs.</figcaption></figure>"
+                    if key in _IMAGE_CAPTIONS else
+                    f'<figure><img src="{_img(path)}" alt="{_e(cap)}"><figcaption>{_e(cap)}'
+                    f"</figcaption></figure>")
+
+    table, footnotes = _table(rows)
+    notes = [str(n) for n in (meta.get("notes") or [])]
+    title = f"Accuracy vs cost on {hw}"
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_e(title)}{' — ' + _e(date) if date else ''}</title>",
+        f"<style>{_CSS}</style></head><body><main>",
+        f"<h1>{_e(title)}</h1>",
+        f'<p class="sub">{"".join(sub)}</p>' if sub else "",
+        _headline(rows, lines),
+        "<h2>Frontier plots</h2>" if figs else "",
+        "".join(figs),
+        "<h2>Trade-off lines</h2>",
+        "<p class=sub>Least-squares fit of top-1 against log₁₀(cost) through the frontier "
+        "models; a model's “↓” column in the table is how many points of top-1 it lies below "
+        "the line.</p>",
+        _equations(lines),
+        f"<h2>All models <small style='font-weight:400;color:var(--mute);font-size:13px'>"
+        f"({len(rows)}; click a column header to sort)</small></h2>",
+        table,
+        '<p class="sub" style="margin-top:8px;font-size:12.5px">'
+        + "<br>".join(footnotes) + "</p>" if footnotes else "",
+        ("<h2>Notes</h2><ul class=notes>" + "".join(f"<li>{_e(n)}</li>" for n in notes)
+         + "</ul>") if notes else "",
+        "<footer>",
+        f"netfrontier {_e(version)}" if version else "netfrontier",
+        f" · <code>{_e(command)}</code>" if command else "",
+        "</footer></main>",
+        f"<script>{_JS}</script></body></html>",
+    ]
+    return "\n".join(p for p in parts if p)
+
+
+def write_report(rows: list[dict], lines: dict, meta: dict, out_dir,
+                 images: dict[str, Path] | None = None) -> Path:
+    """Write `out_dir/report.html` atomically (temp file + os.replace) and return its path.
+
+    `images` maps a key ("latency", "dram", "energy", "measured_latency", or any other name,
+    shown as its caption) to a PNG file that is embedded as a base64 data URI, in dict order.
+    """
+    from netfrontier.report import write_atomic
+
+    doc = render_report(rows, lines, meta, images)
+    return write_atomic(Path(out_dir) / "report.html", doc)

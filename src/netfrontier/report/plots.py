@@ -1,0 +1,387 @@
+"""Frontier plots (top-1 vs cost, log-x) and grouped relative-improvement bar charts, as PNG.
+
+matplotlib is imported inside the functions, with the Agg backend, so importing this module
+costs nothing. Output is deterministic: fixed figure size, no `loc="best"` legend, no
+tight-bbox pass, labels placed by a greedy overlap check in a fixed priority order.
+"""
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from netfrontier.frontier import OBJECTIVES, TradeoffLine, fit_tradeoff_line, pareto_front
+
+# objective -> (row column, factor raw -> display unit, unit, axis quantity)
+UNITS = {
+    "latency": ("latency_s", 1e3, "ms", "Latency"),
+    "dram": ("dram_bytes", 1e-6, "MB", "DRAM traffic"),
+    "energy": ("energy_j", 1e3, "mJ", "Energy"),
+    "measured_latency": ("measured_latency_s", 1e3, "ms", "Measured latency"),
+}
+assert all(UNITS[o][0] == c for o, c in OBJECTIVES.items())
+
+# always worth a label when there is room: the nets everyone uses as a yardstick
+WELL_KNOWN = ("resnet50", "mobilenet_v2", "vgg16", "efficientnet_b0", "vit_b_16", "regnet_x_8gf")
+
+C_POINT = "#8796aa"
+C_FRONT = "#1d5fa8"
+C_LINE = "#b8322a"
+C_TEXT = "#3c4450"
+DPI = 120
+LABEL_PT = 6.5
+
+
+def _mpl():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path) -> Path:
+    from netfrontier.report import write_atomic
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    _mpl().close(fig)
+    return write_atomic(path, buf.getvalue())
+
+
+def _weights_tag(weights: str | None) -> str:
+    """'IMAGENET1K_V2' -> 'V2', 'IMAGENET1K_SWAG_E2E_V1' -> 'SWAG-E2E', 'IMAGENET1K_SWAG_LINEAR_V1' -> 'SWAG-LIN'."""
+    if not weights:
+        return ""
+    w = re.sub(r"^IMAGENET1K_?", "", str(weights).split(".")[-1])
+    parts = [p for p in w.split("_") if p]
+    if len(parts) > 1 and re.fullmatch(r"V\d+", parts[-1]):
+        parts = parts[:-1]  # SWAG_E2E_V1 -> SWAG_E2E: the version adds nothing there
+    return "-".join("LIN" if p == "LINEAR" else p for p in parts) or w
+
+
+def short_names(rows: list[dict]) -> list[str]:
+    """A short label per row: the arch, plus a weights tag when an arch has several entries,
+    plus the bit widths / resolution when that still leaves duplicates."""
+    base = [str(r.get("arch") or r.get("model") or "?") for r in rows]
+    count = Counter(base)
+    names = []
+    for b, r in zip(base, rows):
+        tag = _weights_tag(r.get("weights")) if count[b] > 1 else ""
+        names.append(f"{b} {tag}".strip())
+    count = Counter(names)
+    out = []
+    for n, r in zip(names, rows):
+        if count[n] > 1:
+            extra = []
+            if r.get("wbits") is not None:
+                extra.append(f"w{r['wbits']}a{r.get('abits', '?')}")
+            if r.get("resolution") is not None:
+                extra.append(f"@{r['resolution']}")
+            n = f"{n} {' '.join(extra)}".strip()
+        out.append(n)
+    return out
+
+
+def _fmt_tick(v, _pos=None) -> str:
+    if v <= 0:
+        return ""
+    if v >= 1:
+        return f"{v:,.0f}" if v >= 10 or v == int(v) else f"{v:g}"
+    return f"{v:.{max(0, -int(math.floor(math.log10(v))))}f}".rstrip("0").rstrip(".")
+
+
+def _log_axis(ax, lo: float, hi: float) -> None:
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    decades = math.log10(hi / lo)
+    subs = (1, 2, 5) if decades <= 3.5 else (1,)
+    ticks = [m * 10.0**e for e in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
+             for m in subs]
+    ax.xaxis.set_major_locator(FixedLocator([t for t in ticks if lo <= t <= hi]))
+    ax.xaxis.set_major_formatter(FuncFormatter(_fmt_tick))
+    ax.xaxis.set_minor_locator(NullLocator())  # minor log ticks cost more to draw than they say
+
+
+def _place_labels(ax, xd: np.ndarray, yd: np.ndarray, texts: list[str], order: list[int],
+                  colors: list[str], weights: list[str], avoid=()) -> int:
+    """Greedy labelling: for each point in `order`, the first candidate offset whose estimated
+    text box hits no earlier label, no marker and stays inside the axes; a second, farther ring
+    of offsets gets a thin leader line. Returns how many labels were placed."""
+    scale = DPI / 72.0
+    pts = ax.transData.transform(np.column_stack([xd, yd]))
+    bb = ax.get_window_extent()
+    x0, y0, x1, y1 = bb.x0, bb.y0, bb.x1, bb.y1
+    char_w = 0.58 * LABEL_PT * scale
+    h = 1.15 * LABEL_PT * scale
+    mr = 3.2 * scale  # marker half-size, px
+    near = [(5, 1, "left"), (-5, 1, "right"), (0, 6, "center"), (0, -11, "center"),
+            (5, -7, "left"), (-5, -7, "right"), (5, 7, "left"), (-5, 7, "right")]
+    far = [(dx * 3, dy * 3 if dy else 0, ha) for dx, dy, ha in near[:2]] + \
+          [(14, 14, "left"), (-14, 14, "right"), (14, -20, "left"), (-14, -20, "right"),
+           (0, 20, "center"), (0, -26, "center")]
+    boxes: list[tuple[float, float, float, float]] = [tuple(b) for b in avoid]
+    placed = 0
+    for i in order:
+        w = len(texts[i]) * char_w
+        px, py = pts[i]
+        done = False
+        for ring, cands in ((0, near), (1, far)):
+            for dx, dy, ha in cands:
+                ox, oy = px + dx * scale, py + dy * scale
+                bx0 = ox if ha == "left" else ox - w if ha == "right" else ox - w / 2
+                box = (bx0, oy - 0.2 * h, bx0 + w, oy + 0.9 * h)
+                if box[0] < x0 + 2 or box[2] > x1 - 2 or box[1] < y0 + 2 or box[3] > y1 - 2:
+                    continue
+                if any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
+                       for b in boxes):
+                    continue
+                hit = ((pts[:, 0] + mr > box[0]) & (pts[:, 0] - mr < box[2])
+                       & (pts[:, 1] + mr > box[1]) & (pts[:, 1] - mr < box[3]))
+                if ring == 0:
+                    hit[i] = False
+                if hit.any():
+                    continue
+                kw = {}
+                if ring == 1:
+                    kw["arrowprops"] = dict(arrowstyle="-", lw=0.4, color="#9aa3ad",
+                                            shrinkA=0, shrinkB=2.5)
+                ax.annotate(texts[i], (xd[i], yd[i]), xytext=(dx, dy), textcoords="offset points",
+                            ha=ha, va="baseline", fontsize=LABEL_PT, color=colors[i],
+                            fontweight=weights[i], zorder=6, **kw)
+                boxes.append(box)
+                placed += 1
+                done = True
+                break
+            if done:
+                break
+    return placed
+
+
+def plot_frontier(rows: list[dict], line: TradeoffLine | None, objective: str, path,
+                  title: str | None = None) -> Path:
+    """Top-1 vs cost (log x, human units) with the frontier, the trade-off line and labels.
+
+    `objective` is a key of frontier.OBJECTIVES or "measured_latency". Frontier membership comes
+    from the rows' `on_frontier_<objective>` flags when present (so plot and table agree), else
+    it is computed here. Rows without a top-1 or a positive cost are left out (and counted in a
+    note on the plot). Writes the PNG atomically and returns its path.
+    """
+    if objective not in UNITS:
+        raise ValueError(f"unknown objective {objective!r} (use {', '.join(UNITS)})")
+    col, factor, unit, quantity = UNITS[objective]
+    plt = _mpl()
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    names_all = short_names(rows)
+    keep = [i for i, r in enumerate(rows)
+            if r.get("top1") is not None and r.get(col) is not None and r[col] > 0
+            and math.isfinite(r[col]) and math.isfinite(r["top1"])]
+    sub = [rows[i] for i in keep]
+    names = [names_all[i] for i in keep]
+    x = np.array([r[col] * factor for r in sub], float)
+    y = np.array([r["top1"] for r in sub], float)
+    flag = f"on_frontier_{objective}"
+    if sub and all(flag in r for r in sub):
+        front = np.array([bool(r[flag]) for r in sub])
+    else:
+        front = pareto_front(x, y)
+    fallback = np.array([bool(r.get("unsupported_layers")) for r in sub], bool)
+    batches = {r.get("batch", 1) for r in rows}
+    per = "per inference" if batches <= {1, None} else (
+        f"per batch of {batches.pop()}" if len(batches) == 1 else "per batch")
+
+    fig = plt.figure(figsize=(9.6, 6.4), dpi=DPI)
+    fig.subplots_adjust(left=0.075, right=0.985, bottom=0.095, top=0.925)
+    ax = fig.add_subplot(111)
+    ax.set_xscale("log")
+    for s in ("top", "right"):
+        ax.spines[s].set_visible(False)
+    for s in ("left", "bottom"):
+        ax.spines[s].set_color("#9aa3ad")
+    ax.tick_params(colors=C_TEXT, labelsize=8.5, which="both")
+    ax.grid(True, which="major", color="#e6e9ee", lw=0.7, zorder=0)
+    ax.set_axisbelow(True)
+    ax.set_xlabel(f"{quantity} {per} ({unit}, log scale)", fontsize=10, color=C_TEXT)
+    ax.set_ylabel("ImageNet top-1 (%)", fontsize=10, color=C_TEXT)
+    hw = next((r.get("hardware") for r in rows if r.get("hardware")), None)
+    if title is None:
+        title = f"Top-1 vs {quantity.lower()}" + (f" on {hw}" if hw else "")
+    ax.set_title(title, fontsize=12.5, color="#1f2630", loc="left", pad=10, fontweight="bold")
+
+    if not len(x):
+        ax.text(0.5, 0.5, "no model with both a top-1 and a cost", transform=ax.transAxes,
+                ha="center", va="center", color=C_TEXT)
+        ax.set_xlim(0.1, 10)
+        return _save(fig, path)
+
+    lx0, lx1 = np.log10(x.min()), np.log10(x.max())
+    pad = max(0.08 * (lx1 - lx0), 0.12)
+    xlo, xhi = 10 ** (lx0 - pad), 10 ** (lx1 + pad * 1.6)  # room on the right for labels
+    ylo, yhi = float(y.min()), float(y.max())
+    ypad = max(0.06 * (yhi - ylo), 0.8)
+    ylo, yhi = ylo - ypad, yhi + ypad * 1.6
+    ax.set_xlim(xlo, xhi)
+    ax.set_ylim(ylo, yhi)
+    _log_axis(ax, xlo, xhi)
+
+    handles = []
+    # trade-off line (fitted on raw costs: evaluate at display / factor) and the shaded region
+    if line is not None:
+        xs = np.array([xlo, xhi])
+        ys = line.top1_at(xs / factor)
+        depth = 0.45 * (yhi - ylo)
+        n = 14
+        for k in range(n):
+            top, bot = ys - depth * k / n, ys - depth * (k + 1) / n
+            if k == n - 1:
+                bot = np.full(2, ylo - 1e3)
+            ax.fill_between(xs, bot, top, color=C_LINE, alpha=0.16 * (k + 1) / n, lw=0,
+                            zorder=1)
+        ax.plot(xs, ys, color=C_LINE, lw=1.3, ls=(0, (6, 3)), zorder=2)
+        b = line.slope
+        a_disp = line.intercept - b * math.log10(factor)
+        handles.append(Line2D([], [], color=C_LINE, lw=1.3, ls=(0, (6, 3)),
+                              label=f"trade-off line: top-1 = {a_disp:.1f} {'+' if b >= 0 else '−'} "
+                                    f"{abs(b):.2f}·log₁₀({unit})"))
+        handles.append(Patch(color=C_LINE, alpha=0.14, lw=0, label="below the line: poor trade-off"))
+
+    # frontier as a staircase: what the best model at each budget reaches
+    fi = np.flatnonzero(front)
+    fi = fi[np.argsort(x[fi], kind="stable")]
+    if len(fi):
+        sx = np.append(x[fi], xhi)
+        sy = np.append(y[fi], y[fi][-1])
+        ax.step(sx, sy, where="post", color=C_FRONT, lw=1.4, alpha=0.8, zorder=3)
+
+    def scatter(mask, marker, face, edge, size, z):
+        if mask.any():
+            ax.scatter(x[mask], y[mask], s=size, marker=marker, c=face, edgecolors=edge,
+                       linewidths=0.9, zorder=z)
+
+    scatter(~front & ~fallback, "o", C_POINT, "white", 22, 4)
+    scatter(~front & fallback, "D", "white", C_POINT, 20, 4)
+    scatter(front & ~fallback, "o", C_FRONT, "white", 38, 5)
+    scatter(front & fallback, "D", "white", C_FRONT, 32, 5)
+    handles[:0] = [
+        Line2D([], [], marker="o", ls="", color=C_POINT, mec="white", ms=6, label="model"),
+        Line2D([], [], marker="o", ls="-", color=C_FRONT, mec="white", ms=7, lw=1.4,
+               label=f"efficient frontier ({len(fi)} models)"),
+    ]
+    if fallback.any():
+        handles.insert(2, Line2D([], [], marker="D", ls="", mfc="white", mec=C_POINT, mew=0.9,
+                                 ms=5.5, label=f"runs partly on host CPU ({int(fallback.sum())})"))
+    leg = ax.legend(handles=handles, loc="upper left", fontsize=8, frameon=True, framealpha=0.92,
+                    edgecolor="#dde1e6", borderpad=0.7, handlelength=2.2)
+    for t in leg.get_texts():
+        t.set_color(C_TEXT)
+
+    # labels: frontier first (cheap to dear), then the well-known nets, then the farthest below
+    below = line.below(x / factor, y) if line is not None else -y
+    base = [str(r.get("arch") or "") for r in sub]
+    known = [i for i in range(len(sub)) if base[i] in WELL_KNOWN and not front[i]]
+    rest = [i for i in np.argsort(-below, kind="stable") if not front[i] and i not in known]
+    order = list(fi) + sorted(known, key=lambda i: x[i]) + [int(i) for i in rest]
+    colors = [C_FRONT if f else "#4a5260" for f in front]
+    weights = ["bold" if f else "normal" for f in front]
+    # the legend's corner is off limits: reserve its box before placing labels
+    lb = leg.get_window_extent(fig.canvas.get_renderer())
+    _place_labels(ax, x, y, names, order, colors, weights, avoid=[(lb.x0, lb.y0, lb.x1, lb.y1)])
+
+    skipped = len(rows) - len(sub)
+    if skipped:
+        ax.text(0.995, 0.01, f"{skipped} model{'s' if skipped > 1 else ''} without a top-1 "
+                f"or cost not shown", transform=ax.transAxes, ha="right", va="bottom",
+                fontsize=7.5, color="#7a828c")
+    return _save(fig, path)
+
+
+def plot_all(rows: list[dict], lines: dict, out_dir, prefix: str = "frontier") -> dict[str, Path]:
+    """The three frontier plots (and top-1 vs measured latency when any row has one) as
+    `<out_dir>/<prefix>_<objective>.png`; returns {objective: path} in plotting order."""
+    out_dir = Path(out_dir)
+    out = {}
+    for obj in OBJECTIVES:
+        out[obj] = plot_frontier(rows, lines.get(obj), obj, out_dir / f"{prefix}_{obj}.png")
+    if any(r.get("measured_latency_s") is not None for r in rows):
+        ok = [r for r in rows if r.get("measured_latency_s") and r.get("top1") is not None]
+        line = None
+        if ok:
+            cost = np.array([r["measured_latency_s"] for r in ok], float)
+            top1 = np.array([r["top1"] for r in ok], float)
+            line = fit_tradeoff_line(cost, top1, pareto_front(cost, top1), "measured_latency")
+        out["measured_latency"] = plot_frontier(rows, line, "measured_latency",
+                                                out_dir / f"{prefix}_measured_latency.png")
+    return out
+
+
+# one colour per series; ordered light to dark like bit depths (low bits light, more bits dark)
+_SERIES = ("#9ecae1", "#4292c6", "#08519c", "#f4a261", "#e76f51", "#2a9d8f", "#8d6cab",
+           "#6c757d", "#e9c46a", "#264653")
+
+
+def plot_relative_bars(table: dict[str, dict[str, float]], path, title: str, ylabel: str) -> Path:
+    """Grouped bars: one group per network (table's keys, in order), one bar per series label
+    (in order of first appearance, one colour each, e.g. one per bit depth). Missing values leave
+    a gap. Value labels sit on the bars when there are few enough of them."""
+    plt = _mpl()
+    nets = list(table)
+    series: list[str] = []
+    for d in table.values():
+        for s in d:
+            if s not in series:
+                series.append(s)
+    ns = max(len(series), 1)
+    width = 0.8 / ns
+    fig_w = min(max(6.0, 1.0 + 0.45 * len(nets) * max(ns, 2) * 0.6), 18.0)
+    fig = plt.figure(figsize=(fig_w, 4.8), dpi=DPI)
+    long_names = max((len(n) for n in nets), default=0) * len(nets) > fig_w * 11
+    fig.subplots_adjust(left=0.09 if fig_w < 9 else 0.06, right=0.99,
+                        bottom=0.25 if long_names else 0.13, top=0.86)
+    ax = fig.add_subplot(111)
+    for s in ("top", "right"):
+        ax.spines[s].set_visible(False)
+    for s in ("left", "bottom"):
+        ax.spines[s].set_color("#9aa3ad")
+    ax.grid(True, axis="y", color="#e6e9ee", lw=0.7)
+    ax.set_axisbelow(True)
+    ax.tick_params(colors=C_TEXT, labelsize=8.5)
+    nbars = sum(v is not None for d in table.values() for v in d.values())
+    values = [v for d in table.values() for v in d.values() if v is not None]
+    span = (max(values + [0]) - min(values + [0])) or 1.0
+    for k, s in enumerate(series):
+        xs, hs = [], []
+        for j, n in enumerate(nets):
+            v = table[n].get(s)
+            if v is not None and math.isfinite(v):
+                xs.append(j - 0.4 + width * (k + 0.5))
+                hs.append(v)
+        if not xs:
+            continue
+        ax.bar(xs, hs, width=width * 0.92, color=_SERIES[k % len(_SERIES)], label=str(s),
+               zorder=3)
+        if nbars <= 48:
+            for bx, v in zip(xs, hs):
+                ax.text(bx, v + (0.012 * span if v >= 0 else -0.012 * span), f"{v:.3g}",
+                        ha="center", va="bottom" if v >= 0 else "top", fontsize=6.5,
+                        color=C_TEXT)
+    if values and min(values) < 0:
+        ax.axhline(0, color="#9aa3ad", lw=0.8)
+    ax.set_xticks(range(len(nets)))
+    ax.set_xticklabels(nets, rotation=30 if long_names else 0, ha="right" if long_names else "center",
+                       fontsize=8.5)
+    ax.set_xlim(-0.6, len(nets) - 0.4)
+    lo, hi = min(values + [0]), max(values + [0])
+    ax.set_ylim(lo - (0.06 * span if lo < 0 else 0), hi + 0.1 * span)
+    ax.set_ylabel(ylabel, fontsize=10, color=C_TEXT)
+    ax.set_title(title, fontsize=12.5, color="#1f2630", loc="left", pad=24, fontweight="bold")
+    if series:
+        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=min(len(series), 8),
+                  fontsize=8, frameon=False, borderaxespad=0.2, handlelength=1.2)
+    return _save(fig, path)

@@ -1,0 +1,162 @@
+"""The main job: cost every zoo model on a preset, keep results in the store, annotate the frontier.
+
+Captures run in worker processes (one per core); each result is stored as soon as it arrives, so
+an interrupted run resumes, and a repeated run reads the store without importing PyTorch.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict
+from multiprocessing import get_context
+
+from netfrontier.cost.analytical import DEFAULT_MODEL, check_bits
+from netfrontier.cost.base import CostOptions
+from netfrontier.hardware.registry import get_hardware
+from netfrontier.hardware.spec import HardwareSpec
+from netfrontier.models.base import ModelEntry
+from netfrontier.store import Store, lib_version, tool_version
+
+Progress = Callable[[str], None]
+
+
+def cached_zoo_entries(store: Store, pattern: str | None = None) -> list[ModelEntry]:
+    """Zoo entries, from the store when the library versions match (no PyTorch import)."""
+    import fnmatch
+
+    key = "|".join(["zoo-entries", tool_version(), lib_version("torchvision"),
+                    *sorted(os.environ.get("NETFRONTIER_EXTRA_SOURCES", "").split(","))])
+    cached = store.get_cached(key)
+    if cached is None:
+        from netfrontier.models.registry import zoo_entries
+
+        cached = [asdict(e) for e in zoo_entries()]
+        store.put_cached(key, cached)
+    entries = [ModelEntry(**d) for d in cached]
+    if pattern:
+        entries = [e for e in entries
+                   if fnmatch.fnmatch(e.name, pattern) or fnmatch.fnmatch(e.arch, pattern)]
+    return entries
+
+
+def _totals_row(entry: ModelEntry, totals: dict, hw: HardwareSpec) -> dict:
+    peak = hw.peak_macs_per_s(totals["precision"])
+    return {
+        "model": entry.name, "arch": entry.arch, "weights": entry.weights or "",
+        "source": entry.source, "resolution": totals["resolution"], "batch": totals["batch"],
+        "wbits": totals["wbits"], "abits": totals["abits"], "precision": totals["precision"],
+        "hardware": hw.name, "top1": entry.top1, "top1_source": entry.top1_source,
+        "macs": totals["macs"], "params": entry.params or totals["params"],
+        "latency_s": totals["latency_s"], "dram_bytes": totals["dram_bytes"],
+        "energy_j": totals["energy_j"], "achieved_ops_per_s": totals["achieved_ops_per_s"],
+        "utilization": totals["macs"] / (totals["latency_s"] * peak) if totals["latency_s"] else 0,
+        "unsupported_layers": totals["unsupported_layers"],
+        "unsupported_ops": ";".join(totals.get("unsupported_ops", [])),
+    }
+
+
+def _capture_worker(name: str, batch: int, resolution: int, hw_path: str, opts: CostOptions):
+    """In a worker process: capture one model, cost it, return (graph JSON, totals)."""
+    from netfrontier.models.registry import resolve
+
+    src, entry = resolve(name)
+    graph = src.capture(entry, batch=batch, resolution=resolution)
+    table = DEFAULT_MODEL.estimate(graph, get_hardware(hw_path), opts)
+    return graph.to_json(), table.totals()
+
+
+def zoo_rows(hardware: str | HardwareSpec, pattern: str | None = None, *, wbits: int | None = None,
+             abits: int | None = None, batch: int = 1, store: Store | None = None,
+             workers: int | None = None, progress: Progress | None = None) -> list[dict]:
+    """Cost every zoo entry (matching `pattern`) on `hardware`; one dict per entry."""
+    from netfrontier.errors import UnknownModelError
+
+    hw = get_hardware(hardware) if isinstance(hardware, str) else hardware
+    opts = CostOptions(wbits=wbits, abits=abits)
+    check_bits(hw, wbits or hw.default_wbits, abits or hw.default_abits)
+    store = store or Store()
+    entries = cached_zoo_entries(store, pattern)
+    if not entries:
+        raise UnknownModelError(f"no zoo model matches '{pattern}'")
+    keys = {e.name: Store.cost_key(e.name, e.resolution, batch, wbits, abits, hw.digest)
+            for e in entries}
+    done = store.get_costs(list(keys.values()))
+    todo = [e for e in entries if keys[e.name] not in done]
+    need_capture = []
+    for e in todo:  # graphs already captured: cost them here, no PyTorch needed
+        graph = store.get_graph(Store.graph_key(e.name, e.resolution, batch))
+        if graph is None:
+            need_capture.append(e)
+            continue
+        totals = DEFAULT_MODEL.estimate(graph, hw, opts).totals()
+        store.put_cost(keys[e.name], e.name, hw.name, totals)
+        done[keys[e.name]] = totals
+        if progress:
+            progress(e.name)
+    if need_capture:
+        hw_path = hw.path or hw.name
+        n = workers or min(len(need_capture), os.cpu_count() or 1, 4)
+        need_capture.sort(key=lambda e: -(e.ref_macs or 0))
+        with ProcessPoolExecutor(max_workers=n, mp_context=get_context("spawn")) as pool:
+            futs = {pool.submit(_capture_worker, e.name, batch, e.resolution, hw_path, opts): e
+                    for e in need_capture}
+            for fut in as_completed(futs):
+                e = futs[fut]
+                graph_json, totals = fut.result()
+                store.put_graph(Store.graph_key(e.name, e.resolution, batch), e.name,
+                                e.resolution, batch, graph_json)
+                store.put_cost(keys[e.name], e.name, hw.name, totals)
+                done[keys[e.name]] = totals
+                if progress:
+                    progress(e.name)
+    return [_totals_row(e, done[keys[e.name]], hw) for e in entries]
+
+
+CSV_COLUMNS = ("model", "arch", "weights", "source", "resolution", "batch", "wbits", "abits",
+               "precision", "hardware", "top1", "top1_source", "macs", "params", "latency_s",
+               "dram_bytes", "energy_j", "achieved_ops_per_s", "utilization",
+               "unsupported_layers", "unsupported_ops", "on_frontier_latency", "on_frontier_dram",
+               "on_frontier_energy", "below_line_latency", "below_line_dram", "below_line_energy",
+               "measured_latency_s")
+
+
+def rows_to_csv(rows: list[dict]) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(CSV_COLUMNS), extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def write_zoo_report(rows: list[dict], hw: HardwareSpec, out_dir, meta: dict) -> dict:
+    """results.csv, one frontier PNG per objective, and report.html in `out_dir` (atomically)."""
+    from pathlib import Path
+
+    from netfrontier.frontier import OBJECTIVES, annotate
+    from netfrontier.report import write_atomic
+    from netfrontier.report.html import write_report
+    from netfrontier.report.plots import plot_frontier
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, lines = annotate(rows)
+    paths = {"csv": out / "results.csv"}
+    write_atomic(paths["csv"], rows_to_csv(rows))
+    images = {}
+    for obj in OBJECTIVES:
+        images[obj] = plot_frontier(rows, lines[obj], obj, out / f"frontier_{obj}.png",
+                                    title=f"top-1 vs {obj} on {hw.name}")
+    if any(r.get("measured_latency_s") for r in rows):
+        measured = [dict(r, latency_s=r["measured_latency_s"]) for r in rows
+                    if r.get("measured_latency_s")]
+        m_rows, m_lines = annotate(measured)
+        images["measured"] = plot_frontier(m_rows, m_lines["latency"], "latency",
+                                           out / "frontier_measured_latency.png",
+                                           title="top-1 vs measured latency")
+    paths.update(images)
+    paths["html"] = write_report(rows, lines, meta, out, images)
+    return paths
