@@ -53,7 +53,7 @@ class AnalyticalCostModel(CostModel):
 
     def estimate(self, graph: OpGraph, hw: HardwareSpec,
                  options: CostOptions = CostOptions()) -> CostTable:
-        t: LayerTable = graph.table
+        t: LayerTable = graph.layer_table(hw.fusion)
         wbits = options.wbits or hw.default_wbits
         abits = options.abits or hw.default_abits
         check_bits(hw, wbits, abits)
@@ -123,13 +123,14 @@ class AnalyticalCostModel(CostModel):
         cal = hw.calibration
         if cal.efficiency or cal.overhead_s:
             compute, memory, overhead = _apply_calibration(
-                hw, t, compute, memory, overhead, rate, act_in_all + act_write + w)
+                hw, t, compute, memory, overhead, rate, act_in_all + t_bytes + w)
 
         fb = hw.fallback
         fb_s = (t.macs + t.vector_ops) / fb.ops_per_s + (act_read + act_write + w) / \
             fb.transfer_bytes_per_s + fb.overhead_s
         busy = np.maximum(compute, memory)
-        latency = np.where(unsupported, fb_s, busy + overhead)
+        device_s = np.maximum(busy, overhead) if hw.overhead_mode == "max" else busy + overhead
+        latency = np.where(unsupported, fb_s, device_s)
         bound_idx = np.where(unsupported, 3, np.where(overhead >= busy, 2,
                                                       np.where(memory > compute, 1, 0)))
 

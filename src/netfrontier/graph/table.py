@@ -55,7 +55,7 @@ class LayerTable:
         return len(self.names)
 
     @classmethod
-    def from_graph(cls, graph: OpGraph) -> "LayerTable":
+    def from_graph(cls, graph: OpGraph, fusion: str = "full") -> "LayerTable":
         nodes = graph.nodes
         n = len(nodes)
         preds: list[list[int]] = [[] for _ in range(n)]
@@ -81,7 +81,7 @@ class LayerTable:
                 continue
             k = nodes[i].kind
             absorbed = False
-            for p in eff[i]:
+            for p in eff[i] if fusion == "full" else ():
                 g = group_of[p]
                 if g < 0 or groups[g][-1] != p or len(consumers[p]) != 1 or len(groups[g]) >= MAX_GROUP:
                     continue

@@ -23,31 +23,24 @@ from netfrontier.graph.types import OpGraph, OpNode
 
 @contextlib.contextmanager
 def meta_init() -> Iterator[None]:
-    """Build modules with their parameters and buffers on the meta device.
+    """Build modules with their parameters on the meta device (no weight memory, no init time).
 
     Like `torch.device("meta")`, but construction code that needs real values (regnet's width
-    rounding calls `.tolist()`) still runs on the CPU; only registered tensors move to meta.
+    rounding calls `.tolist()`) still runs on the CPU, and buffers (batch-norm statistics,
+    relative-position indices) stay real: they are small and some are computed at construction.
     """
     orig_param = torch.nn.Module.register_parameter
-    orig_buffer = torch.nn.Module.register_buffer
 
     def register_parameter(self, name, param):
         if param is not None and param.device.type != "meta":
             param = torch.nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
         orig_param(self, name, param)
 
-    def register_buffer(self, name, tensor, persistent=True):
-        if tensor is not None and tensor.device.type != "meta":
-            tensor = tensor.to("meta")
-        orig_buffer(self, name, tensor, persistent)
-
     torch.nn.Module.register_parameter = register_parameter
-    torch.nn.Module.register_buffer = register_buffer
     try:
         yield
     finally:
         torch.nn.Module.register_parameter = orig_param
-        torch.nn.Module.register_buffer = orig_buffer
 
 
 def _shape(t: torch.Tensor) -> tuple[int, ...]:
@@ -91,9 +84,12 @@ class _Recorder(TorchDispatchMode):
         self.keep: list[torch.Tensor] = []  # keeps ids unique while capturing
         self.nodes: list[OpNode] = []
         self.edges: set[tuple[int, int]] = set()
+        self.suspended = False
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if self.suspended:
+            return func(*args, **kwargs)
         name = func.overloadpacket.__name__
         if name in ("_native_batch_norm_legit_no_training", "native_batch_norm"):
             # PyTorch's meta kernel for this op is a slow Python decomposition; the shapes are known
@@ -158,6 +154,54 @@ class _Recorder(TorchDispatchMode):
         return out
 
 
+    def record_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """One fused attention node for F.scaled_dot_product_attention (as runtimes run it)."""
+        self.suspended = True
+        try:
+            out = torch.empty(q.shape[:-1] + (v.shape[-1],), device="meta", dtype=q.dtype)
+        finally:
+            self.suspended = False
+        idx = len(self.nodes)
+        acts = [t for t in (q, k, v) if id(t) not in self.weight_ids]
+        for t in acts:
+            if id(t) in self.producer:
+                self.edges.add((self.producer[id(t)], idx))
+        self.producer[id(out)] = idx
+        self.keep.append(out)
+        g = math.prod(q.shape[:-2])
+        macs = g * q.shape[-2] * k.shape[-2] * (q.shape[-1] + v.shape[-1])
+        self.nodes.append(OpNode(
+            name=f"{idx}:scaled_dot_product_attention", kind="attention",
+            target="aten.scaled_dot_product_attention",
+            module=self.module_stack[-1] if self.module_stack else "",
+            input_shapes=tuple(_shape(t) for t in acts), output_shapes=(_shape(out),),
+            dtype=str(q.dtype).replace("torch.", ""), macs=int(macs),
+            vector_ops=int(5 * g * q.shape[-2] * k.shape[-2]),
+            input_elems=int(sum(t.numel() for t in acts)), output_elems=int(out.numel()),
+            dims=(int(q.shape[-2]), int(k.shape[-2]), int(q.shape[-1] + v.shape[-1]), 1, int(g)),
+            kernel_hw=(1, 1), bytes_per_elem=q.element_size()))
+        return out
+
+
+@contextlib.contextmanager
+def _attention_as_one_op(rec: _Recorder) -> Iterator[None]:
+    """Keep F.scaled_dot_product_attention whole (as runtimes run it), not its decomposition."""
+    import torch.nn.functional as F
+
+    orig = F.scaled_dot_product_attention
+
+    def sdpa(q, k, v, attn_mask=None, *args, **kwargs):
+        if attn_mask is None and kwargs.get("attn_mask") is None:
+            return rec.record_attention(q, k, v)
+        return orig(q, k, v, attn_mask, *args, **kwargs)
+
+    F.scaled_dot_product_attention = sdpa
+    try:
+        yield
+    finally:
+        F.scaled_dot_product_attention = orig
+
+
 @contextlib.contextmanager
 def _module_paths(model: torch.nn.Module, stack: list[str]) -> Iterator[None]:
     names = {id(m): n for n, m in model.named_modules()}
@@ -197,7 +241,7 @@ def capture_module(model: torch.nn.Module, input_shape: tuple[int, ...], *, mode
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), _module_paths(model, stack), rec:
+        with torch.no_grad(), _module_paths(model, stack), rec, _attention_as_one_op(rec):
             torch.func.functional_call(model, state, (x,), strict=False)
     except Exception as exc:  # a model that cannot run on meta tensors
         raise CaptureError(f"cannot capture {model_name}: {type(exc).__name__}: {exc}") from exc

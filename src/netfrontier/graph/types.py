@@ -98,11 +98,19 @@ class OpGraph:
         h.update(repr(self.edges).encode())
         return h.hexdigest()[:16]
 
-    @cached_property
+    @property
     def table(self) -> "LayerTable":
+        """Fused layer table (conv+BN+activation and chains), as most accelerators run it."""
+        return self.layer_table("full")
+
+    def layer_table(self, fusion: str = "full") -> "LayerTable":
+        """Layer table for a fusion mode: 'full' (fused groups) or 'none' (one row per op)."""
         from netfrontier.graph.table import LayerTable
 
-        return LayerTable.from_graph(self)
+        cache = self.__dict__.setdefault("_tables", {})
+        if fusion not in cache:
+            cache[fusion] = LayerTable.from_graph(self, fusion)
+        return cache[fusion]
 
     def to_json(self) -> str:
         d = {k: getattr(self, k) for k in ("source", "model", "resolution", "batch", "params",

@@ -82,6 +82,8 @@ class HardwareSpec:
     energy: dict
     sources: dict
     calibration: Calibration = field(default_factory=Calibration)
+    fusion: str = "full"  # "full": conv+BN+activation and chains fused; "none": one row per op
+    overhead_mode: str = "add"  # "add": overhead + busy; "max": host issue overlaps device work
     path: str = ""
 
     @property
@@ -120,7 +122,8 @@ _REQUIRED = {
     "activation_bits": list, "default_wbits": int, "default_abits": int,
     "supported_ops": list, "fallback": dict, "sources": dict,
 }
-_OPTIONAL = {"tile_depthwise": dict, "energy": dict, "calibration": dict, "version": int}
+_OPTIONAL = {"tile_depthwise": dict, "energy": dict, "calibration": dict, "version": int,
+             "fusion": str, "overhead_mode": str}
 _SOURCED = ("clock_hz", "cores", "macs_per_cycle", "tile", "vector_ops_per_cycle",
             "mapping_efficiency", "onchip_bytes", "weight_buffer_bytes", "dram_bytes_per_s",
             "op_overhead_s", "weight_bits", "supported_ops", "fallback")
@@ -236,6 +239,9 @@ def spec_from_dict(d: dict, path: str = "<dict>") -> HardwareSpec:
     for k in list(calibration.efficiency) + list(calibration.overhead_s):
         if k not in OP_KINDS:
             raise _fail(path, f"unknown operator kind '{k}' in calibration")
+    for key, allowed in (("fusion", ("full", "none")), ("overhead_mode", ("add", "max"))):
+        if vals.get(key, allowed[0]) not in allowed:
+            raise _fail(path, f"'{key}' must be one of {', '.join(allowed)}, got {vals[key]!r}")
     if vals["weight_buffer_bytes"] > vals["onchip_bytes"] > 0:
         raise _fail(path, "'weight_buffer_bytes' exceeds 'onchip_bytes'")
     return HardwareSpec(
@@ -249,7 +255,9 @@ def spec_from_dict(d: dict, path: str = "<dict>") -> HardwareSpec:
         weight_bits=tuple(vals["weight_bits"]), activation_bits=tuple(vals["activation_bits"]),
         default_wbits=vals["default_wbits"], default_abits=vals["default_abits"],
         supported_ops=tuple(ops), fallback=fallback, energy=energy,
-        sources=dict(vals["sources"]), calibration=calibration, path=path,
+        sources=dict(vals["sources"]), calibration=calibration,
+        fusion=vals.get("fusion", "full"), overhead_mode=vals.get("overhead_mode", "add"),
+        path=path,
     )
 
 

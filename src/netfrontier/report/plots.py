@@ -34,6 +34,12 @@ C_LINE = "#b8322a"
 C_TEXT = "#3c4450"
 DPI = 120
 LABEL_PT = 6.5
+MAX_LABELS = 44
+
+
+def _rgb(hex_color: str) -> tuple[float, float, float]:
+    h = hex_color.lstrip("#")
+    return tuple(int(h[k:k + 2], 16) / 255 for k in (0, 2, 4))
 
 
 def _mpl():
@@ -49,7 +55,8 @@ def _save(fig, path) -> Path:
     from netfrontier.report import write_atomic
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None},
+                pil_kwargs={"compress_level": 6})
     _mpl().close(fig)
     return write_atomic(path, buf.getvalue())
 
@@ -109,58 +116,84 @@ def _log_axis(ax, lo: float, hi: float) -> None:
 
 
 def _place_labels(ax, xd: np.ndarray, yd: np.ndarray, texts: list[str], order: list[int],
-                  colors: list[str], weights: list[str], avoid=()) -> int:
+                  colors: list[str], bold: list[bool], avoid=(), obstacles=None) -> int:
     """Greedy labelling: for each point in `order`, the first candidate offset whose estimated
-    text box hits no earlier label, no marker and stays inside the axes; a second, farther ring
-    of offsets gets a thin leader line. Returns how many labels were placed."""
+    text box hits no earlier label, no marker, no `obstacles` point (display px) and stays inside
+    the axes; a second, farther ring of offsets gets a thin leader line. Text extents are
+    estimated from the character count (measuring each would need a renderer pass per label).
+    Returns how many labels were placed."""
+    from matplotlib.collections import LineCollection
+
     scale = DPI / 72.0
     pts = ax.transData.transform(np.column_stack([xd, yd]))
+    inv = ax.transData.inverted()
+    obst = np.asarray(obstacles if obstacles is not None else np.empty((0, 2)), float)
     bb = ax.get_window_extent()
     x0, y0, x1, y1 = bb.x0, bb.y0, bb.x1, bb.y1
-    char_w = 0.58 * LABEL_PT * scale
-    h = 1.15 * LABEL_PT * scale
-    mr = 3.2 * scale  # marker half-size, px
-    near = [(5, 1, "left"), (-5, 1, "right"), (0, 6, "center"), (0, -11, "center"),
-            (5, -7, "left"), (-5, -7, "right"), (5, 7, "left"), (-5, 7, "right")]
-    far = [(dx * 3, dy * 3 if dy else 0, ha) for dx, dy, ha in near[:2]] + \
-          [(14, 14, "left"), (-14, 14, "right"), (14, -20, "left"), (-14, -20, "right"),
-           (0, 20, "center"), (0, -26, "center")]
+    h = 1.1 * LABEL_PT * scale
+    mr = 3.4 * scale  # marker half-size, px
+    near = [(5, -2, "left"), (-5, -2, "right"), (0, 5.5, "center"), (0, -11.5, "center"),
+            (4, -10, "left"), (-4, -10, "right"), (4, 5, "left"), (-4, 5, "right")]
+    far = [(18, -2, "left"), (-18, -2, "right"), (14, 14, "left"), (-14, 14, "right"),
+           (14, -20, "left"), (-14, -20, "right"), (0, 20, "center"), (0, -27, "center")]
     boxes: list[tuple[float, float, float, float]] = [tuple(b) for b in avoid]
+    leaders = []
     placed = 0
     for i in order:
-        w = len(texts[i]) * char_w
+        w = len(texts[i]) * (0.64 if bold[i] else 0.585) * LABEL_PT * scale
         px, py = pts[i]
-        done = False
+        others = np.ones(len(pts), bool)
+        others[i] = False
         for ring, cands in ((0, near), (1, far)):
             for dx, dy, ha in cands:
                 ox, oy = px + dx * scale, py + dy * scale
                 bx0 = ox if ha == "left" else ox - w if ha == "right" else ox - w / 2
-                box = (bx0, oy - 0.2 * h, bx0 + w, oy + 0.9 * h)
+                box = (bx0, oy - 0.25 * h, bx0 + w, oy + 0.85 * h)
                 if box[0] < x0 + 2 or box[2] > x1 - 2 or box[1] < y0 + 2 or box[3] > y1 - 2:
                     continue
                 if any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
                        for b in boxes):
                     continue
-                hit = ((pts[:, 0] + mr > box[0]) & (pts[:, 0] - mr < box[2])
-                       & (pts[:, 1] + mr > box[1]) & (pts[:, 1] - mr < box[3]))
-                if ring == 0:
-                    hit[i] = False
-                if hit.any():
+                m = pts if ring else pts[others]
+                if ((m[:, 0] + mr > box[0]) & (m[:, 0] - mr < box[2])
+                        & (m[:, 1] + mr > box[1]) & (m[:, 1] - mr < box[3])).any():
                     continue
-                kw = {}
-                if ring == 1:
-                    kw["arrowprops"] = dict(arrowstyle="-", lw=0.4, color="#9aa3ad",
-                                            shrinkA=0, shrinkB=2.5)
-                ax.annotate(texts[i], (xd[i], yd[i]), xytext=(dx, dy), textcoords="offset points",
-                            ha=ha, va="baseline", fontsize=LABEL_PT, color=colors[i],
-                            fontweight=weights[i], zorder=6, **kw)
+                if len(obst) and ((obst[:, 0] > box[0]) & (obst[:, 0] < box[2])
+                                  & (obst[:, 1] > box[1]) & (obst[:, 1] < box[3])).any():
+                    continue
+                tx, ty = inv.transform((ox, oy))
+                ax.text(tx, ty, texts[i], ha=ha, va="baseline", fontsize=LABEL_PT,
+                        color=colors[i], fontweight="bold" if bold[i] else "normal", zorder=6)
+                if ring:
+                    # from the marker's edge to the nearest side of the text box
+                    ex = min(max(px, box[0]), box[2])
+                    ey = min(max(py, box[1]), box[3])
+                    d = math.hypot(ex - px, ey - py) or 1.0
+                    sx, sy = px + (ex - px) * mr / d, py + (ey - py) * mr / d
+                    leaders.append(inv.transform([(sx, sy), (ex, ey)]))
                 boxes.append(box)
                 placed += 1
-                done = True
                 break
-            if done:
-                break
+            else:
+                continue
+            break
+    if leaders:
+        ax.add_collection(LineCollection(leaders, colors="#a4acb6", linewidths=0.5, zorder=5))
     return placed
+
+
+def _step_obstacles(ax, sx: np.ndarray, sy: np.ndarray, every_px: float = 3.0) -> np.ndarray:
+    """Display-space points every few pixels along a post-step path, for the label check."""
+    p = ax.transData.transform(np.column_stack([sx, sy]))
+    verts = [p[0]]
+    for k in range(1, len(p)):
+        verts += [(p[k][0], p[k - 1][1]), p[k]]
+    out = []
+    for a, b in zip(verts[:-1], verts[1:]):
+        n = max(int(math.hypot(b[0] - a[0], b[1] - a[1]) / every_px), 1)
+        t = np.linspace(0, 1, n + 1)[:, None]
+        out.append(np.asarray(a) + t * (np.asarray(b) - np.asarray(a)))
+    return np.vstack(out) if out else np.empty((0, 2))
 
 
 def plot_frontier(rows: list[dict], line: TradeoffLine | None, objective: str, path,
@@ -176,6 +209,7 @@ def plot_frontier(rows: list[dict], line: TradeoffLine | None, objective: str, p
         raise ValueError(f"unknown objective {objective!r} (use {', '.join(UNITS)})")
     col, factor, unit, quantity = UNITS[objective]
     plt = _mpl()
+    from matplotlib.collections import PolyCollection
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -213,7 +247,8 @@ def plot_frontier(rows: list[dict], line: TradeoffLine | None, objective: str, p
     hw = next((r.get("hardware") for r in rows if r.get("hardware")), None)
     if title is None:
         title = f"Top-1 vs {quantity.lower()}" + (f" on {hw}" if hw else "")
-    ax.set_title(title, fontsize=12.5, color="#1f2630", loc="left", pad=10, fontweight="bold")
+    # a figure text, not ax.set_title: placing an axes title measures every tick label
+    fig.text(0.075, 0.955, title, fontsize=12.5, color="#1f2630", fontweight="bold", va="baseline")
 
     if not len(x):
         ax.text(0.5, 0.5, "no model with both a top-1 and a cost", transform=ax.transAxes,
@@ -236,14 +271,14 @@ def plot_frontier(rows: list[dict], line: TradeoffLine | None, objective: str, p
     if line is not None:
         xs = np.array([xlo, xhi])
         ys = line.top1_at(xs / factor)
-        depth = 0.45 * (yhi - ylo)
-        n = 14
-        for k in range(n):
-            top, bot = ys - depth * k / n, ys - depth * (k + 1) / n
-            if k == n - 1:
-                bot = np.full(2, ylo - 1e3)
-            ax.fill_between(xs, bot, top, color=C_LINE, alpha=0.16 * (k + 1) / n, lw=0,
-                            zorder=1)
+        # the poor-trade-off region: translucent layers in one collection, each reaching further
+        # down from the line, so the red deepens away from it (flat fills: small PNGs, no seams)
+        depth, n = 0.5 * (yhi - ylo), 9
+        floor = ylo - 1e3
+        layers = [[(xs[0], floor), (xs[0], ys[0] - depth * k / n), (xs[1], ys[1] - depth * k / n),
+                   (xs[1], floor)] for k in range(n)]
+        ax.add_collection(PolyCollection(layers, facecolors=C_LINE, alpha=0.017, linewidths=0,
+                                         antialiased=False, zorder=1), autolim=False)
         ax.plot(xs, ys, color=C_LINE, lw=1.3, ls=(0, (6, 3)), zorder=2)
         b = line.slope
         a_disp = line.intercept - b * math.log10(factor)
@@ -255,6 +290,7 @@ def plot_frontier(rows: list[dict], line: TradeoffLine | None, objective: str, p
     # frontier as a staircase: what the best model at each budget reaches
     fi = np.flatnonzero(front)
     fi = fi[np.argsort(x[fi], kind="stable")]
+    sx = sy = np.empty(0)
     if len(fi):
         sx = np.append(x[fi], xhi)
         sy = np.append(y[fi], y[fi][-1])
@@ -286,13 +322,15 @@ def plot_frontier(rows: list[dict], line: TradeoffLine | None, objective: str, p
     below = line.below(x / factor, y) if line is not None else -y
     base = [str(r.get("arch") or "") for r in sub]
     known = [i for i in range(len(sub)) if base[i] in WELL_KNOWN and not front[i]]
-    rest = [i for i in np.argsort(-below, kind="stable") if not front[i] and i not in known]
-    order = list(fi) + sorted(known, key=lambda i: x[i]) + [int(i) for i in rest]
+    rest = [int(i) for i in np.argsort(-below, kind="stable") if not front[i] and i not in known]
+    # text is what costs most to draw: beyond the frontier and the well-known nets, label only
+    # the models farthest below the line
+    order = list(fi) + sorted(known, key=lambda i: x[i]) + rest[:max(0, MAX_LABELS - len(fi) - len(known))]
     colors = [C_FRONT if f else "#4a5260" for f in front]
-    weights = ["bold" if f else "normal" for f in front]
     # the legend's corner is off limits: reserve its box before placing labels
     lb = leg.get_window_extent(fig.canvas.get_renderer())
-    _place_labels(ax, x, y, names, order, colors, weights, avoid=[(lb.x0, lb.y0, lb.x1, lb.y1)])
+    _place_labels(ax, x, y, names, order, colors, list(front), avoid=[(lb.x0, lb.y0, lb.x1, lb.y1)],
+                  obstacles=_step_obstacles(ax, sx, sy) if len(sx) else None)
 
     skipped = len(rows) - len(sub)
     if skipped:
