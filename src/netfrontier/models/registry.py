@@ -6,13 +6,14 @@ import fnmatch
 from netfrontier.errors import UnknownModelError, suggest
 from netfrontier.graph.types import OpGraph
 from netfrontier.models.base import ModelEntry, ModelSource
+from netfrontier.models.efficientnet_lite import EfficientNetLiteSource
 from netfrontier.models.other_sources import FactorySource, OnnxFileSource, TimmSource
 from netfrontier.models.torchvision_zoo import TorchvisionSource
 
 # Order matters: file and factory forms are recognised by shape before catalogue look-ups.
 SOURCES: list[ModelSource] = [OnnxFileSource(), FactorySource(), TimmSource(),
-                              TorchvisionSource()]
-ZOO_SOURCES = ("torchvision",)  # sources whose entries carry an ImageNet top-1
+                              EfficientNetLiteSource(), TorchvisionSource()]
+ZOO_SOURCES = ("torchvision", "efficientnet_lite")  # sources whose entries carry an ImageNet top-1
 
 
 def register_source(source: ModelSource, zoo: bool = False) -> None:
