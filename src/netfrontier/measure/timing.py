@@ -7,6 +7,7 @@ every measurement.
 """
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import statistics
@@ -66,6 +67,7 @@ def device_name(device: str) -> str:
     return platform.processor() or "cpu"
 
 
+@functools.lru_cache(maxsize=4)
 def environment(device: str) -> dict:
     """Versions, threads and (where readable) clocks, recorded with every measurement."""
     env = {"torch": torch.__version__, "python": platform.python_version(),
@@ -194,8 +196,7 @@ def bench_module(model: torch.nn.Module, input_shape: tuple[int, ...], *, name: 
         x = x.contiguous(memory_format=torch.channels_last)
     run = make_runner(model, x, runtime, device)
     times = time_callable(run, device, budget)
-    env = environment(device)
-    env["channels_last"] = channels_last
+    env = dict(environment(device), channels_last=channels_last)
     return Measurement(model=name, device=device_name(device), runtime=runtime, dtype=dtype,
                        batch=int(input_shape[0]), resolution=int(input_shape[-1]),
                        env=env, **summarize(times))

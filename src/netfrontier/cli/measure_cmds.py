@@ -1,0 +1,190 @@
+"""`bench`, `calibrate` and `validate`: measure devices, fit profiles, test predictions."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from netfrontier.cli import app
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _batches(text: str) -> tuple[int, ...]:
+    from netfrontier.errors import OptionError
+
+    try:
+        out = tuple(int(b) for b in text.split(","))
+    except ValueError:
+        raise OptionError(f"--batch takes whole numbers separated by commas, got '{text}'")
+    if not out or min(out) < 1:
+        raise OptionError(f"--batch values must be at least 1, got '{text}'")
+    return out
+
+
+@app.command()
+def bench(
+    model: str = typer.Argument(None, help="model name (or use --zoo)"),
+    zoo: bool = typer.Option(False, "--zoo", help="benchmark every zoo model"),
+    filter: str = typer.Option(None, "--filter", help="glob on model or architecture name"),
+    device: str = typer.Option("cpu", help="cpu | cuda"),
+    runtime: str = typer.Option("eager", help="eager | cudagraph | compile | onnxruntime"),
+    dtype: str = typer.Option("fp32", help="fp32 | fp16 | bf16"),
+    batch: str = typer.Option("1", help="batch size(s), e.g. 1,8,32"),
+    threads: int = typer.Option(None, help="CPU threads (default: PyTorch's)"),
+    min_time: float = typer.Option(1.0, "--min-time", help="seconds of timed runs per model"),
+    min_runs: int = typer.Option(5, "--min-runs", help="at least this many timed runs"),
+    isolate: bool = typer.Option(False, help="each model in a fresh subprocess"),
+    resume: bool = typer.Option(False, help="skip models already measured in the store"),
+    out: Path = typer.Option(None, "--out", help="append measurements.jsonl here too"),
+    store: Path = typer.Option(None, "--store", help="SQLite store (default: user cache)"),
+) -> None:
+    """Measure real latency (median, p90, min) with warm-up and synchronised timing."""
+    from netfrontier.errors import OptionError
+    from netfrontier.measure.bench import bench_many
+    from netfrontier.measure.timing import DTYPES, RUNTIMES, Budget
+    from netfrontier.store import Store
+    from netfrontier.zoo import cached_zoo_entries
+
+    if runtime not in RUNTIMES:
+        raise OptionError(f"unknown runtime '{runtime}' (use {', '.join(RUNTIMES)})")
+    if dtype not in DTYPES:
+        raise OptionError(f"unknown dtype '{dtype}' (use {', '.join(DTYPES)})")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise OptionError(f"unknown device '{device}' (use cpu or cuda)")
+    if (model is None) == (not zoo):
+        raise OptionError("name one MODEL or pass --zoo")
+    db = Store(store)
+    names = [e.name for e in cached_zoo_entries(db, filter)] if zoo else [model]
+    budget = Budget(min_time_s=min_time, min_runs=min_runs)
+    sink = None
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        sink = open(out / "measurements.jsonl", "a")
+
+    def report(name, m, error):
+        if m is None:
+            err.print(f"[red]skipped {name}: {error}[/red]")
+            return
+        console.print(f"{name:45s} b{m.batch:<3d} median {m.median_s * 1e3:9.3f} ms  "
+                      f"p90 {m.p90_s * 1e3:9.3f}  min {m.min_s * 1e3:9.3f}  ({m.runs} runs)")
+        if sink:
+            sink.write(json.dumps(m.to_dict()) + "\n")
+            sink.flush()
+
+    try:
+        for b in _batches(batch):
+            bench_many(names, isolate=isolate, store=db, progress=report, skip_done=resume,
+                       device=device, runtime=runtime, dtype=dtype, batch=b, threads=threads,
+                       budget=budget)
+    finally:
+        if sink:
+            sink.close()
+
+
+@app.command()
+def calibrate(
+    name: str = typer.Option(..., "--name", help="profile name, e.g. cpu-2core-fp32-eager"),
+    device: str = typer.Option("cpu", help="cpu | cuda"),
+    runtime: str = typer.Option("eager", help="eager | cudagraph | compile"),
+    dtype: str = typer.Option("fp32", help="fp32 | fp16 | bf16"),
+    batch: str = typer.Option("1", help="batch sizes the suite covers, e.g. 1,8,32"),
+    onchip_mb: float = typer.Option(None, "--onchip-mb", help="last-level cache (default: read)"),
+    refit: Path = typer.Option(None, "--refit", help="fit from a raw .calibration.jsonl instead"),
+    quick: bool = typer.Option(False, help="a third of the suite (for smoke tests)"),
+    min_time: float = typer.Option(0.2, "--min-time", help="seconds of timed runs per case"),
+    out: Path = typer.Option(Path("."), "--out", help="directory for the profile and raw data"),
+) -> None:
+    """Fit a device profile from single-operator micro-benchmarks (never from the zoo)."""
+    from netfrontier.measure.calibrate import fit_profile, load_records, run_suite, write_profile
+
+    if refit:
+        records = load_records(refit)
+    else:
+        with _progress(f"calibrating {device} {runtime} {dtype}") as cb:
+            records = run_suite(device, runtime, dtype, _batches(batch), quick=quick,
+                                min_time_s=min_time, progress=cb)
+    cache = (onchip_mb * 2**20) if onchip_mb else _llc_bytes(device)
+    spec = fit_profile(records, name, cache)
+    yaml_path, raw_path = write_profile(spec, records, out)
+    cal = spec["calibration"]
+    console.print(f"{name}: peak {spec['macs_per_cycle']} GMAC/s, bandwidth "
+                  f"{spec['dram_bytes_per_s'] / 1e9:.1f} GB/s, {len(cal['efficiency'])} kinds fitted")
+    console.print(f"wrote {yaml_path} and {raw_path}")
+
+
+def _llc_bytes(device: str) -> float:
+    if device.startswith("cuda"):
+        import torch
+
+        return float(torch.cuda.get_device_properties(0).L2_cache_size)
+    try:
+        import glob
+
+        sizes = []
+        for p in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*/size"):
+            txt = open(p).read().strip()
+            sizes.append(int(txt[:-1]) * (1024 if txt.endswith("K") else 2**20))
+        return float(max(sizes))
+    except (OSError, ValueError):
+        return 8 * 2**20
+
+
+class _progress:
+    def __init__(self, label: str):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.description}"), console=err, transient=True)
+        self.task = None
+
+    def __enter__(self):
+        self.bar.__enter__()
+        self.task = self.bar.add_task("", total=None)
+        return lambda case, i, n: self.bar.update(self.task, completed=i, total=n, description=case)
+
+    def __exit__(self, *exc):
+        return self.bar.__exit__(*exc)
+
+
+@app.command()
+def validate(
+    hw: str = typer.Option(..., "--hw", help="calibrated profile (name or YAML)"),
+    measurements: Path = typer.Option(..., "--measurements", help="measurements.jsonl"),
+    batch: str = typer.Option("1", help="batch size(s) to validate"),
+    out: Path = typer.Option(None, "--out", help="write validation CSV, plot and JSON here"),
+    store: Path = typer.Option(None, "--store", help="SQLite store (default: user cache)"),
+) -> None:
+    """Predicted vs measured latency per model: Spearman, median error, share within ±10/20%."""
+    from netfrontier.hardware.registry import get_hardware
+    from netfrontier.measure.validate import load_measurements, plot_validation, validate as run
+    from netfrontier.store import Store
+
+    spec = get_hardware(hw)
+    meas = load_measurements(measurements)
+    db = Store(store)
+    for b in _batches(batch):
+        rows, stats = run(spec, meas, b, store=db)
+        console.print(
+            f"{spec.name} batch {b}: {stats['models']} models, Spearman {stats['spearman']:.3f} "
+            f"(MACs alone: {stats['spearman_macs']:.3f}), median |error| "
+            f"{stats['mdape_pct']:.1f}%, within ±10%: {stats['within_10_pct']:.0f}%, "
+            f"within ±20%: {stats['within_20_pct']:.0f}%")
+        if out:
+            import csv
+            import io
+
+            from netfrontier.report import write_atomic
+
+            out.mkdir(parents=True, exist_ok=True)
+            stem = out / f"validation_{spec.name}_b{b}"
+            buf = io.StringIO()
+            w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+            write_atomic(stem.with_suffix(".csv"), buf.getvalue())
+            write_atomic(stem.with_suffix(".json"), json.dumps(stats, indent=1))
+            plot_validation(rows, stats, stem.with_suffix(".png"))

@@ -1,0 +1,132 @@
+"""The calibration suite: single operators across the shapes real networks use.
+
+Each case is a tiny module and an input shape. The case is captured with the same capture as a
+whole network, so its rows carry exactly the kinds and loop dimensions the cost model will see;
+then it is timed on the device. Only these cases are used to fit a profile, never the zoo.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+@dataclass(frozen=True)
+class Case:
+    """One micro-benchmark: a name, its module and its input shape."""
+
+    name: str
+    kind: str
+    module: nn.Module
+    shape: tuple[int, ...]
+
+
+class _Fn(nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)
+
+
+class _Attention(nn.Module):
+    def __init__(self, heads: int):
+        super().__init__()
+        self.heads = heads
+
+    def forward(self, x):  # x: (B, L, heads * 64)
+        b, n, d = x.shape
+        q = x.view(b, n, self.heads, d // self.heads).transpose(1, 2)
+        return F.scaled_dot_product_attention(q, q, q)
+
+
+class _BatchedMatmul(nn.Module):
+    def forward(self, x):  # (B, H, L, E) x (B, H, E, L)
+        return x @ x.transpose(-1, -2)
+
+
+def _conv_cases(batch: int) -> list[Case]:
+    cases = []
+    # (channels in, channels out, spatial, kernel, stride): the shapes of ResNet/RegNet/VGG stages
+    dense = [(3, 32, 224, 3, 2), (3, 64, 224, 7, 2), (16, 16, 112, 3, 1), (32, 64, 112, 1, 1),
+             (64, 64, 56, 3, 1), (64, 256, 56, 1, 1), (256, 64, 56, 1, 1), (128, 128, 28, 3, 1),
+             (128, 512, 28, 1, 1), (512, 128, 28, 1, 1), (256, 256, 14, 3, 1),
+             (256, 1024, 14, 1, 1), (1024, 256, 14, 1, 1), (512, 512, 7, 3, 1),
+             (512, 2048, 7, 1, 1), (2048, 512, 7, 1, 1), (64, 128, 56, 3, 2), (24, 144, 56, 1, 1),
+             (144, 24, 56, 1, 1), (40, 240, 28, 1, 1), (96, 576, 14, 1, 1), (320, 1280, 7, 1, 1),
+             (64, 64, 112, 3, 1), (128, 128, 56, 3, 1), (256, 256, 28, 3, 1), (512, 512, 14, 3, 1),
+             (768, 768, 14, 1, 1), (1024, 1024, 7, 3, 1), (96, 96, 56, 7, 1), (32, 96, 128, 3, 1)]
+    for cin, cout, hw, k, s in dense:
+        cases.append(Case(f"conv{k}x{k}_s{s}_{cin}x{cout}@{hw}_b{batch}", "conv",
+                          nn.Conv2d(cin, cout, k, s, k // 2), (batch, cin, hw, hw)))
+    for ch, hw, k, s in [(32, 112, 3, 1), (96, 112, 3, 2), (144, 56, 3, 1), (240, 28, 5, 1),
+                         (480, 14, 3, 1), (672, 14, 5, 1), (960, 7, 3, 1), (1152, 7, 5, 1),
+                         (64, 56, 7, 1), (384, 14, 7, 1), (768, 7, 7, 1), (128, 28, 3, 2)]:
+        cases.append(Case(f"dwconv{k}x{k}_s{s}_{ch}@{hw}_b{batch}", "depthwise_conv",
+                          nn.Conv2d(ch, ch, k, s, k // 2, groups=ch), (batch, ch, hw, hw)))
+    for ch, hw, g in [(128, 56, 32), (256, 28, 32), (512, 14, 32), (1024, 7, 32), (224, 56, 2),
+                      (448, 28, 4), (896, 14, 8), (2016, 7, 18)]:
+        cases.append(Case(f"gconv3x3_{ch}g{g}@{hw}_b{batch}", "grouped_conv",
+                          nn.Conv2d(ch, ch, 3, 1, 1, groups=g), (batch, ch, hw, hw)))
+    return cases
+
+
+def _matmul_cases(batch: int) -> list[Case]:
+    cases = []
+    for tokens, din, dout in [(1, 512, 1000), (1, 2048, 1000), (1, 4096, 4096), (1, 25088, 4096),
+                              (50, 768, 768), (50, 768, 3072), (197, 768, 2304), (197, 768, 768),
+                              (197, 3072, 768), (197, 1024, 4096), (257, 1280, 5120),
+                              (49, 96, 288), (3136, 96, 384), (784, 192, 768), (196, 384, 1536),
+                              (49, 768, 3072), (577, 768, 3072)]:
+        cases.append(Case(f"linear_{tokens}x{din}x{dout}_b{batch}", "matmul",
+                          nn.Linear(din, dout), (batch, tokens, din)))
+    for heads, tokens in [(12, 197), (12, 50), (16, 197), (16, 577), (12, 577), (16, 1025)]:
+        cases.append(Case(f"attention_{heads}h_{tokens}_b{batch}", "attention",
+                          _Attention(heads), (batch, tokens, heads * 64)))
+    for heads, tokens, e in [(3, 49, 32), (12, 49, 32), (24, 49, 32), (12, 197, 64)]:
+        cases.append(Case(f"bmm_{heads}h_{tokens}x{e}_b{batch}", "matmul", _BatchedMatmul(),
+                          (batch, heads, tokens, e)))
+    return cases
+
+
+def _vector_cases(batch: int) -> list[Case]:
+    cases = []
+    shapes = [(16, 112), (64, 56), (256, 56), (128, 28), (512, 28), (1024, 14), (2048, 7),
+              (96, 112), (32, 8)]
+    unary = {"relu": F.relu, "gelu": F.gelu, "silu": F.silu, "sigmoid": torch.sigmoid,
+             "hardswish": F.hardswish, "add": lambda x: x + x, "mul": lambda x: x * x}
+    for (ch, hw), (name, fn) in itertools.product(shapes, unary.items()):
+        cases.append(Case(f"{name}_{ch}@{hw}_b{batch}", name, _Fn(fn), (batch, ch, hw, hw)))
+    for ch, hw in shapes:
+        cases.append(Case(f"batchnorm_{ch}@{hw}_b{batch}", "batchnorm", nn.BatchNorm2d(ch),
+                          (batch, ch, hw, hw)))
+        cases.append(Case(f"maxpool_{ch}@{hw}_b{batch}", "maxpool", nn.MaxPool2d(3, 2, 1),
+                          (batch, ch, hw, hw)))
+        cases.append(Case(f"gap_{ch}@{hw}_b{batch}", "reduce", nn.AdaptiveAvgPool2d(1),
+                          (batch, ch, hw, hw)))
+        cases.append(Case(f"copy_{ch}@{hw}_b{batch}", "copy",
+                          _Fn(lambda x: x.permute(0, 2, 3, 1).contiguous()), (batch, ch, hw, hw)))
+        cases.append(Case(f"concat_{ch}@{hw}_b{batch}", "concat",
+                          _Fn(lambda x: torch.cat([x, x], 1)), (batch, ch, hw, hw)))
+    for tokens, dim in [(50, 768), (197, 768), (197, 1024), (577, 768), (3136, 96), (49, 768),
+                        (257, 1280), (1025, 1024)]:
+        cases.append(Case(f"layernorm_{tokens}x{dim}_b{batch}", "layernorm", nn.LayerNorm(dim),
+                          (batch, tokens, dim)))
+        cases.append(Case(f"gelu_tok_{tokens}x{dim}_b{batch}", "gelu", _Fn(F.gelu),
+                          (batch, tokens, dim)))
+        cases.append(Case(f"add_tok_{tokens}x{dim}_b{batch}", "add", _Fn(lambda x: x + x),
+                          (batch, tokens, dim)))
+    for heads, tokens in [(3, 49), (12, 197), (16, 577), (4, 64)]:
+        cases.append(Case(f"softmax_{heads}h_{tokens}_b{batch}", "softmax",
+                          _Fn(lambda x: x.softmax(-1)), (batch, heads, tokens, tokens)))
+    return cases
+
+
+def suite(batches: tuple[int, ...] = (1,), quick: bool = False) -> list[Case]:
+    """All calibration cases for the given batch sizes; `quick` keeps every third (for tests)."""
+    cases = [c for b in batches for c in _conv_cases(b) + _matmul_cases(b) + _vector_cases(b)]
+    return cases[::3] if quick else cases
