@@ -51,7 +51,7 @@ def write_atomic(path, data: bytes | str) -> Path:
     return path
 
 
-from netfrontier.report.html import write_report  # noqa: E402
+from netfrontier.report.html import render_report, write_report  # noqa: E402
 from netfrontier.report.plots import (  # noqa: E402
     plot_all,
     plot_frontier,
@@ -59,5 +59,5 @@ from netfrontier.report.plots import (  # noqa: E402
     short_names,
 )
 
-__all__ = ["write_atomic", "write_report", "plot_frontier", "plot_relative_bars", "plot_all",
-           "short_names"]
+__all__ = ["write_atomic", "write_report", "render_report", "plot_frontier",
+           "plot_relative_bars", "plot_all", "short_names"]

@@ -20,6 +20,7 @@ _UNITS = {
     "energy": ("energy_j", 1e3, "mJ", "Energy"),
 }
 _SHORT = {"latency": "latency", "dram": "DRAM", "energy": "energy"}
+_CHIP = {"latency": "lat", "dram": "DRAM", "energy": "energy"}
 _IMAGE_CAPTIONS = {
     "latency": "Top-1 vs latency per inference",
     "dram": "Top-1 vs DRAM traffic per inference",
@@ -33,7 +34,7 @@ _CSS = """
 *{box-sizing:border-box}
 body{margin:0;font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
 color:var(--ink);background:var(--bg)}
-main{max-width:1240px;margin:0 auto;padding:28px 28px 48px}
+main{max-width:1500px;margin:0 auto;padding:28px 28px 48px}
 h1{font-size:26px;margin:0 0 2px;letter-spacing:-.01em}
 h2{font-size:18px;margin:34px 0 10px}
 .sub{color:var(--mute);margin:0 0 18px}
@@ -42,36 +43,40 @@ h2{font-size:18px;margin:34px 0 10px}
 .card{background:#fff;border:1px solid var(--line);border-radius:10px;padding:14px 16px}
 .card h3{margin:0 0 8px;font-size:12px;text-transform:uppercase;letter-spacing:.06em;color:var(--mute)}
 .card dl{margin:0;display:grid;grid-template-columns:auto 1fr;gap:3px 10px;font-size:13px}
-.card dt{color:var(--mute)}.card dd{margin:0;font-weight:600}
+.card dt{color:var(--mute)}.card dd{margin:0;font-weight:600;overflow-wrap:anywhere}
+.cardp{margin:6px 0 0;color:var(--mute);font-size:13px}
 .card dd small{font-weight:400;color:var(--mute)}
 .big{font-size:30px;font-weight:700;line-height:1.1}
 .big small{font-size:14px;font-weight:400;color:var(--mute)}
-.warn{color:var(--amber)}
-figure{margin:0 0 16px;background:#fff;border:1px solid var(--line);border-radius:10px;padding:10px}
+.warn{color:var(--amber)!important}
+figure{margin:0 auto 16px;max-width:1200px;background:#fff;border:1px solid var(--line);border-radius:10px;padding:10px}
 figure img{width:100%;height:auto;display:block}
 figcaption{color:var(--mute);font-size:13px;padding:4px 6px 0}
 .eq{background:#fff;border:1px solid var(--line);border-radius:10px;border-collapse:separate;
 border-spacing:0;width:100%}
 .eq td,.eq th{padding:7px 12px;text-align:left;border-bottom:1px solid var(--line)}
-.eq tr:last-child td{border-bottom:0}
-.eq code{font:13px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
+.eq tr:last-child td,.eq tr:last-child th{border-bottom:0}
+.eq code{white-space:nowrap;font:13px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 .tablewrap{max-height:80vh;overflow:auto;background:#fff;border:1px solid var(--line);border-radius:10px}
-table.rows{border-collapse:separate;border-spacing:0;width:100%;font-size:12.5px}
+table.rows{border-collapse:separate;border-spacing:0;width:100%;font-size:12px}
 .rows th{position:sticky;top:0;background:#fff;z-index:1;text-align:right;font-weight:600;
-padding:8px 8px;border-bottom:2px solid #cfd5dc;white-space:nowrap;cursor:pointer;user-select:none}
+padding:7px 6px;border-bottom:2px solid #cfd5dc;white-space:nowrap;cursor:pointer;user-select:none;
+vertical-align:bottom;line-height:1.25}
+.rows th small{font-weight:400;color:var(--mute)}
 .rows th.t,.rows td.t{text-align:left}
 .rows th:hover{background:#eef3f9}
 .rows th[aria-sort]:after{content:" ▲";color:var(--blue);font-size:10px}
 .rows th[aria-sort=descending]:after{content:" ▼"}
-.rows td{padding:4px 8px;text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap;
+.rows td{padding:4px 6px;text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap;
 border-bottom:1px solid #eef0f3}
 .rows tbody tr:nth-child(even){background:#f8fafc}
 .rows tbody tr:hover{background:#eef3f9}
 .rows tr.fb td:first-child{box-shadow:inset 3px 0 0 var(--amber)}
-.rows td.m{font-weight:600}
-.chip{display:inline-block;padding:0 6px;margin-left:3px;border-radius:9px;font-size:11px;
+.rows td.m{font-weight:600;white-space:normal}
+.chip{display:inline-block;padding:0 5px;margin-left:3px;border-radius:9px;font-size:10.5px;
 background:#e4eef9;color:var(--blue);font-weight:600}
-.fbops{color:var(--amber);white-space:normal;min-width:140px;font-size:11.5px}
+.rows td.fbops{color:var(--amber);white-space:normal;min-width:140px;font-size:11px}
+.w{font-weight:400;color:var(--mute);font-size:11px}
 .neg{color:#2e7d4f}.pos{color:var(--red)}
 sup{color:var(--mute)}
 .notes li{margin:3px 0}
@@ -103,8 +108,13 @@ def _e(v) -> str:
     return html.escape("" if v is None else str(v), quote=True)
 
 
-def _num(v, fmt: str = "g3") -> str:
-    """Human number: three significant figures-ish with thousands separators."""
+def _wrap(name) -> str:
+    """Escaped model name with line-break opportunities after dots and underscores."""
+    return _e(name).replace(".", ".<wbr>").replace("_", "_<wbr>")
+
+
+def _num(v) -> str:
+    """Human number: about three significant figures, thousands separators, '—' for none."""
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "—"
     a = abs(v)
@@ -140,10 +150,12 @@ def _headline(rows: list[dict], lines: dict) -> str:
     fb = [r for r in rows if r.get("unsupported_layers")]
     hw_cards = [
         '<div class="card"><h3>Models</h3>'
-        f'<div class="big">{n} <small>evaluated, {with_top1} with a top-1</small></div>'
-        + (f'<p class="warn" style="margin:8px 0 0">⚠ {len(fb)} run partly on the host CPU '
-           f'(unsupported layers)</p>' if fb else
-           '<p style="margin:8px 0 0;color:var(--mute)">every layer runs on the accelerator</p>')
+        f'<div class="big">{n} <small>model{"s" if n != 1 else ""}</small></div>'
+        f'<p class="cardp">{with_top1} with a known top-1'
+        + (f' · {n - with_top1} without, left off the frontier' if with_top1 < n else "") + "</p>"
+        + (f'<p class="cardp warn">⚠ {len(fb)} run partly on the host CPU '
+           f'(unsupported layers)</p>' if fb
+           else '<p class="cardp">every layer runs on the accelerator</p>')
         + "</div>"]
     for obj in OBJECTIVES:
         front = [r for r in rows if r.get(f"on_frontier_{obj}") and r.get("top1") is not None
@@ -157,12 +169,12 @@ def _headline(rows: list[dict], lines: dict) -> str:
         bal = min(above, key=lambda r: r[key]) if above and lines.get(obj) else None
 
         def item(label, r, extra=""):
-            return (f"<dt>{label}</dt><dd>{_e(r['model'])}<br><small>{_e(_with_unit(r, obj))}"
+            return (f"<dt>{label}</dt><dd>{_name_html(r)}<br><small>{_e(_with_unit(r, obj))}"
                     f" · {r['top1']:.2f}% top-1{extra}</small></dd>")
 
         body = item("cheapest", cheap) + item("most accurate", best)
-        if bal is not None and bal is not cheap and bal is not best:
-            body += item("best trade-off", bal, f" · {-bal[key]:+.2f} pts vs line")
+        if bal is not None and bal[key] < 0 and bal is not cheap and bal is not best:
+            body += item("best trade-off", bal, f" · {-bal[key]:.2f} pts above the line")
         hw_cards.append(f'<div class="card"><h3>{_e(_UNITS[obj][3])} frontier · '
                         f'{len(front)} models</h3><dl>{body}</dl></div>')
     return '<section class="cards">' + "".join(hw_cards) + "</section>"
@@ -186,6 +198,21 @@ def _equations(lines: dict) -> str:
     return '<table class="eq"><tbody>' + "".join(trs) + "</tbody></table>"
 
 
+def _name_html(r: dict) -> str:
+    """The model name with its weights part muted (and a line-break opportunity before it)."""
+    name = str(r.get("model") or "")
+    arch = str(r.get("arch") or "")
+    if arch and name.startswith(arch + ".") and len(name) > len(arch) + 1:
+        return f'{_e(arch)}<wbr><span class="w">.{_e(name[len(arch) + 1:])}</span>'
+    return _wrap(name)
+
+
+def _model_cell(r: dict) -> str:
+    """The table's model cell; the full name is the sort key and the tooltip."""
+    name = str(r.get("model") or "")
+    return f'<td class="t m" data-v="{_e(name)}" title="{_e(name)}">{_name_html(r)}</td>'
+
+
 def _table(rows: list[dict]) -> tuple[str, list[str]]:
     sources = []
     for r in rows:
@@ -200,17 +227,27 @@ def _table(rows: list[dict]) -> tuple[str, list[str]]:
             ("DRAM MB", "num", "modelled DRAM traffic per batch"),
             ("Energy mJ", "num", "modelled energy per batch"),
             ("Frontier", "num", "on the efficient frontier for these objectives"),
-            ("↓ lat", "num", "points of top-1 below the latency trade-off line (negative: above)"),
+            ("↓ lat", "num",
+             "points of top-1 below the latency trade-off line (negative: above)"),
             ("↓ DRAM", "num", "points of top-1 below the DRAM trade-off line (negative: above)"),
-            ("↓ energy", "num", "points of top-1 below the energy trade-off line (negative: above)"),
-            ("GMACs", "num", "multiply-accumulates per batch, billions"),
+            ("↓ energy", "num",
+             "points of top-1 below the energy trade-off line (negative: above)"),
+            ("MACs G", "num", "multiply-accumulates per batch, billions"),
             ("Params M", "num", "parameters, millions"),
             ("Util %", "num", "achieved / peak ops per second"),
-            ("W/A bits", "t", "weight / activation bits"),
-            ("Res", "num", "input resolution"),
-            ("Host-CPU fallback", "t", "layers the accelerator cannot run, by op kind")]
-    head = "".join(f'<th class="{"t" if k == "t" else ""}" data-type="{k}" title="{_e(tip)}">'
-                   f"{_e(c)}</th>" for c, k, tip in cols)
+            ("Config", "t", "input resolution · weight / activation bits"),
+            ("Fallback", "t",
+             "layers the accelerator cannot run (they run on the host CPU), by op kind")]
+
+    def th(c, k, tip):
+        # the unit (or the objective of a ↓ column) on a second, smaller line keeps columns narrow
+        two_line = c.split()[-1] in ("%", "ms", "MB", "mJ", "M", "G") or c.startswith("↓")
+        name, _, unit = c.rpartition(" ") if two_line else (c, "", "")
+        label = _e(name) + (f'<br><small>{_e(unit)}</small>' if unit else "")
+        left = k == "t" or c == "Frontier"
+        return f'<th class="{"t" if left else ""}" data-type="{k}" title="{_e(tip)}">{label}</th>'
+
+    head = "".join(th(*c) for c in cols)
 
     def td(v, shown=None, cls=""):
         dv = "" if v is None or (isinstance(v, float) and not math.isfinite(v)) else repr(float(v))
@@ -224,11 +261,11 @@ def _table(rows: list[dict]) -> tuple[str, list[str]]:
         t1s = "—" if t1 is None else (f"{t1:.2f}" + (f"<sup>{mark[r['top1_source']]}</sup>"
                                                     if r.get("top1_source") in mark else ""))
         members = [o for o in OBJECTIVES if r.get(f"on_frontier_{o}")]
-        chips = "".join(f'<span class="chip">✓ {_e(_SHORT[o])}</span>' for o in members)
-        cells = [f'<td class="t m">{_e(r.get("model"))}</td>', td(t1, t1s)]
+        chips = "".join(f'<span class="chip">✓ {_e(_CHIP[o])}</span>' for o in members)
+        cells = [_model_cell(r), td(t1, t1s)]
         cells += [td(_cost(r, o)) for o in OBJECTIVES]
-        cells.append(f'<td class="t" data-v="{sum(4 >> i for i, o in enumerate(OBJECTIVES) if o in members)}">'
-                     f"{chips}</td>")
+        rank = sum(4 >> i for i, o in enumerate(OBJECTIVES) if o in members)
+        cells.append(f'<td class="t" data-v="{rank}">{chips}</td>')
         for o in OBJECTIVES:
             b = r.get(f"below_line_{o}")
             cls = "" if b is None else ("pos" if b > 0.5 else "neg" if b < -0.05 else "")
@@ -237,11 +274,10 @@ def _table(rows: list[dict]) -> tuple[str, list[str]]:
         cells.append(td(None if macs is None else macs / 1e9))
         cells.append(td(None if params is None else params / 1e6))
         cells.append(td(None if util is None else util * 100))
-        wb, ab = r.get("wbits"), r.get("abits")
-        cells.append(f'<td class="t">{_e(wb if wb is not None else "—")}/'
-                     f'{_e(ab if ab is not None else "—")}</td>')
-        res = r.get("resolution")
-        cells.append(td(res, _e(res if res is not None else "—")))
+        wb, ab, res = r.get("wbits"), r.get("abits"), r.get("resolution")
+        cfg = [f"{res}px" if res is not None else "",
+               f"w{wb}a{ab}" if wb is not None or ab is not None else ""]
+        cells.append(f'<td class="t">{_e(" · ".join(c for c in cfg if c))}</td>')
         if fb:
             ops = ", ".join(o for o in str(r.get("unsupported_ops") or "").split(";") if o)
             n = r.get("unsupported_layers")
@@ -251,8 +287,8 @@ def _table(rows: list[dict]) -> tuple[str, list[str]]:
             cells.append('<td class="t"></td>')
         body.append(f'<tr{" class=fb" if fb else ""}>' + "".join(cells) + "</tr>")
     counts = Counter(r.get("top1_source") for r in rows if r.get("top1") is not None)
-    notes = [f"<sup>{mark[s]}</sup> top-1 {_e(s)} ({counts[s]} model{'s' if counts[s] != 1 else ''})"
-             for s in sources]
+    notes = [f"<sup>{mark[s]}</sup> top-1 {_e(s)} "
+             f"({counts[s]} model{'s' if counts[s] != 1 else ''})" for s in sources]
     missing = sum(r.get("top1") is None for r in rows)
     if missing:
         notes.append(f"— no top-1 known for {missing} model{'s' if missing != 1 else ''}; "
@@ -271,8 +307,8 @@ def _img(path: Path) -> str:
 def render_report(rows: list[dict], lines: dict, meta: dict, images: dict | None = None) -> str:
     """The report as one HTML string (what write_report writes)."""
     images = images or {}
-    hw = _meta(meta, "hardware", "hardware_name", "name",
-               default=next((r.get("hardware") for r in rows if r.get("hardware")), "unknown hardware"))
+    row_hw = next((r.get("hardware") for r in rows if r.get("hardware")), "unknown hardware")
+    hw = _meta(meta, "hardware", "hardware_name", "name", default=row_hw)
     date = _meta(meta, "date", default="")
     desc = _meta(meta, "description", "hardware_description")
     peak = _meta(meta, "peak_ops_per_s", "peak_ops", "peak")

@@ -1,8 +1,9 @@
 """Frontier plots (top-1 vs cost, log-x) and grouped relative-improvement bar charts, as PNG.
 
-matplotlib is imported inside the functions, with the Agg backend, so importing this module
-costs nothing. Output is deterministic: fixed figure size, no `loc="best"` legend, no
-tight-bbox pass, labels placed by a greedy overlap check in a fixed priority order.
+matplotlib is imported inside the functions and draws on an explicit Agg canvas (no pyplot), so
+importing this module costs nothing and never touches a caller's backend. Output is
+deterministic: fixed figure size, no `loc="best"` legend, no tight-bbox pass, labels placed by a
+greedy overlap check in a fixed priority order.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ C_LINE = "#b8322a"
 C_TEXT = "#3c4450"
 DPI = 120
 LABEL_PT = 6.5
-MAX_LABELS = 44
+MAX_LABELS = 40
 
 
 def _rgb(hex_color: str) -> tuple[float, float, float]:
@@ -42,27 +43,35 @@ def _rgb(hex_color: str) -> tuple[float, float, float]:
     return tuple(int(h[k:k + 2], 16) / 255 for k in (0, 2, 4))
 
 
-def _mpl():
-    import matplotlib
+def _figure(width: float, height: float):
+    """A Figure on its own Agg canvas: explicitly headless, and without pyplot, so no global
+    figure registry (nothing to close, no interference with a caller's interactive backend)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def _save(fig, path) -> Path:
     from netfrontier.report import write_atomic
 
+    from PIL import Image  # a matplotlib dependency
+
+    # draw once and encode RGB at a moderate zlib level: half the time of savefig's RGBA at
+    # level 6, for a file a few percent larger
+    fig.canvas.draw()
+    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3]
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None},
-                pil_kwargs={"compress_level": 6})
-    _mpl().close(fig)
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format="png", compress_level=3,
+                                                    dpi=(DPI, DPI))
     return write_atomic(path, buf.getvalue())
 
 
 def _weights_tag(weights: str | None) -> str:
-    """'IMAGENET1K_V2' -> 'V2', 'IMAGENET1K_SWAG_E2E_V1' -> 'SWAG-E2E', 'IMAGENET1K_SWAG_LINEAR_V1' -> 'SWAG-LIN'."""
+    """The distinguishing part of a torchvision weights name: 'IMAGENET1K_V2' -> 'V2',
+    'IMAGENET1K_SWAG_E2E_V1' -> 'SWAG-E2E', 'IMAGENET1K_SWAG_LINEAR_V1' -> 'SWAG-LIN'."""
     if not weights:
         return ""
     w = re.sub(r"^IMAGENET1K_?", "", str(weights).split(".")[-1])
@@ -81,16 +90,22 @@ def short_names(rows: list[dict]) -> list[str]:
     for b, r in zip(base, rows):
         tag = _weights_tag(r.get("weights")) if count[b] > 1 else ""
         names.append(f"{b} {tag}".strip())
-    count = Counter(names)
+    groups: dict[str, list[dict]] = {}
+    for n, r in zip(names, rows):
+        groups.setdefault(n, []).append(r)
     out = []
     for n, r in zip(names, rows):
-        if count[n] > 1:
+        group = groups[n]
+        if len(group) > 1:
+            # add only what tells the duplicates apart: bit widths, then resolution
             extra = []
-            if r.get("wbits") is not None:
-                extra.append(f"w{r['wbits']}a{r.get('abits', '?')}")
-            if r.get("resolution") is not None:
-                extra.append(f"@{r['resolution']}")
-            n = f"{n} {' '.join(extra)}".strip()
+            if len({(g.get("wbits"), g.get("abits")) for g in group}) > 1:
+                extra.append(f"w{r.get('wbits', '?')}a{r.get('abits', '?')}")
+            if len({g.get("resolution") for g in group}) > 1:
+                extra.append(f"@{r.get('resolution')}")
+            if not extra:
+                extra.append(f"#{group.index(r) + 1}")
+            n = f"{n} {' '.join(extra)}"
         out.append(n)
     return out
 
@@ -108,8 +123,8 @@ def _log_axis(ax, lo: float, hi: float) -> None:
 
     decades = math.log10(hi / lo)
     subs = (1, 2, 5) if decades <= 3.5 else (1,)
-    ticks = [m * 10.0**e for e in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
-             for m in subs]
+    decs = range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
+    ticks = [m * 10.0**e for e in decs for m in subs]
     ax.xaxis.set_major_locator(FixedLocator([t for t in ticks if lo <= t <= hi]))
     ax.xaxis.set_major_formatter(FuncFormatter(_fmt_tick))
     ax.xaxis.set_minor_locator(NullLocator())  # minor log ticks cost more to draw than they say
@@ -182,12 +197,17 @@ def _place_labels(ax, xd: np.ndarray, yd: np.ndarray, texts: list[str], order: l
     return placed
 
 
-def _step_obstacles(ax, sx: np.ndarray, sy: np.ndarray, every_px: float = 3.0) -> np.ndarray:
+def _step_obstacles(ax, sx: np.ndarray, sy: np.ndarray) -> np.ndarray:
     """Display-space points every few pixels along a post-step path, for the label check."""
     p = ax.transData.transform(np.column_stack([sx, sy]))
     verts = [p[0]]
     for k in range(1, len(p)):
         verts += [(p[k][0], p[k - 1][1]), p[k]]
+    return _segment_points(np.asarray(verts))
+
+
+def _segment_points(verts: np.ndarray, every_px: float = 3.0) -> np.ndarray:
+    """Points every few pixels along a polyline given in display space."""
     out = []
     for a, b in zip(verts[:-1], verts[1:]):
         n = max(int(math.hypot(b[0] - a[0], b[1] - a[1]) / every_px), 1)
@@ -208,7 +228,6 @@ def plot_frontier(rows: list[dict], line: TradeoffLine | None, objective: str, p
     if objective not in UNITS:
         raise ValueError(f"unknown objective {objective!r} (use {', '.join(UNITS)})")
     col, factor, unit, quantity = UNITS[objective]
-    plt = _mpl()
     from matplotlib.collections import PolyCollection
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
@@ -231,7 +250,7 @@ def plot_frontier(rows: list[dict], line: TradeoffLine | None, objective: str, p
     per = "per inference" if batches <= {1, None} else (
         f"per batch of {batches.pop()}" if len(batches) == 1 else "per batch")
 
-    fig = plt.figure(figsize=(9.6, 6.4), dpi=DPI)
+    fig = _figure(9.6, 6.4)
     fig.subplots_adjust(left=0.075, right=0.985, bottom=0.095, top=0.925)
     ax = fig.add_subplot(111)
     ax.set_xscale("log")
@@ -246,7 +265,8 @@ def plot_frontier(rows: list[dict], line: TradeoffLine | None, objective: str, p
     ax.set_ylabel("ImageNet top-1 (%)", fontsize=10, color=C_TEXT)
     hw = next((r.get("hardware") for r in rows if r.get("hardware")), None)
     if title is None:
-        title = f"Top-1 vs {quantity.lower()}" + (f" on {hw}" if hw else "")
+        q = quantity if quantity.split()[0].isupper() else quantity[0].lower() + quantity[1:]
+        title = f"Top-1 vs {q}" + (f" on {hw}" if hw else "")
     # a figure text, not ax.set_title: placing an axes title measures every tick label
     fig.text(0.075, 0.955, title, fontsize=12.5, color="#1f2630", fontweight="bold", va="baseline")
 
@@ -273,19 +293,20 @@ def plot_frontier(rows: list[dict], line: TradeoffLine | None, objective: str, p
         ys = line.top1_at(xs / factor)
         # the poor-trade-off region: translucent layers in one collection, each reaching further
         # down from the line, so the red deepens away from it (flat fills: small PNGs, no seams)
-        depth, n = 0.5 * (yhi - ylo), 9
+        depth, n = 0.5 * (yhi - ylo), 7
         floor = ylo - 1e3
         layers = [[(xs[0], floor), (xs[0], ys[0] - depth * k / n), (xs[1], ys[1] - depth * k / n),
                    (xs[1], floor)] for k in range(n)]
-        ax.add_collection(PolyCollection(layers, facecolors=C_LINE, alpha=0.017, linewidths=0,
+        ax.add_collection(PolyCollection(layers, facecolors=C_LINE, alpha=0.021, linewidths=0,
                                          antialiased=False, zorder=1), autolim=False)
         ax.plot(xs, ys, color=C_LINE, lw=1.3, ls=(0, (6, 3)), zorder=2)
         b = line.slope
         a_disp = line.intercept - b * math.log10(factor)
+        eq = f"top-1 = {a_disp:.1f} {'+' if b >= 0 else '−'} {abs(b):.2f}·log₁₀({unit})"
         handles.append(Line2D([], [], color=C_LINE, lw=1.3, ls=(0, (6, 3)),
-                              label=f"trade-off line: top-1 = {a_disp:.1f} {'+' if b >= 0 else '−'} "
-                                    f"{abs(b):.2f}·log₁₀({unit})"))
-        handles.append(Patch(color=C_LINE, alpha=0.14, lw=0, label="below the line: poor trade-off"))
+                              label=f"trade-off line: {eq}"))
+        handles.append(Patch(color=C_LINE, alpha=0.14, lw=0,
+                             label="below the line: poor trade-off"))
 
     # frontier as a staircase: what the best model at each budget reaches
     fi = np.flatnonzero(front)
@@ -325,12 +346,18 @@ def plot_frontier(rows: list[dict], line: TradeoffLine | None, objective: str, p
     rest = [int(i) for i in np.argsort(-below, kind="stable") if not front[i] and i not in known]
     # text is what costs most to draw: beyond the frontier and the well-known nets, label only
     # the models farthest below the line
-    order = list(fi) + sorted(known, key=lambda i: x[i]) + rest[:max(0, MAX_LABELS - len(fi) - len(known))]
+    room = max(0, MAX_LABELS - len(fi) - len(known))
+    order = list(fi) + sorted(known, key=lambda i: x[i]) + rest[:room]
     colors = [C_FRONT if f else "#4a5260" for f in front]
     # the legend's corner is off limits: reserve its box before placing labels
     lb = leg.get_window_extent(fig.canvas.get_renderer())
-    _place_labels(ax, x, y, names, order, colors, list(front), avoid=[(lb.x0, lb.y0, lb.x1, lb.y1)],
-                  obstacles=_step_obstacles(ax, sx, sy) if len(sx) else None)
+    obstacles = [_step_obstacles(ax, sx, sy)] if len(sx) else []
+    if line is not None:  # keep text off the trade-off line too
+        obstacles.append(_segment_points(ax.transData.transform(
+            np.column_stack([[xlo, xhi], line.top1_at(np.array([xlo, xhi]) / factor)]))))
+    _place_labels(ax, x, y, names, order, colors, list(front),
+                  avoid=[(lb.x0, lb.y0, lb.x1, lb.y1)],
+                  obstacles=np.vstack(obstacles) if obstacles else None)
 
     skipped = len(rows) - len(sub)
     if skipped:
@@ -359,16 +386,12 @@ def plot_all(rows: list[dict], lines: dict, out_dir, prefix: str = "frontier") -
     return out
 
 
-# one colour per series; ordered light to dark like bit depths (low bits light, more bits dark)
-_SERIES = ("#9ecae1", "#4292c6", "#08519c", "#f4a261", "#e76f51", "#2a9d8f", "#8d6cab",
-           "#6c757d", "#e9c46a", "#264653")
-
-
 def plot_relative_bars(table: dict[str, dict[str, float]], path, title: str, ylabel: str) -> Path:
     """Grouped bars: one group per network (table's keys, in order), one bar per series label
     (in order of first appearance, one colour each, e.g. one per bit depth). Missing values leave
     a gap. Value labels sit on the bars when there are few enough of them."""
-    plt = _mpl()
+    import matplotlib
+
     nets = list(table)
     series: list[str] = []
     for d in table.values():
@@ -377,11 +400,22 @@ def plot_relative_bars(table: dict[str, dict[str, float]], path, title: str, yla
                 series.append(s)
     ns = max(len(series), 1)
     width = 0.8 / ns
-    fig_w = min(max(6.0, 1.0 + 0.45 * len(nets) * max(ns, 2) * 0.6), 18.0)
-    fig = plt.figure(figsize=(fig_w, 4.8), dpi=DPI)
-    long_names = max((len(n) for n in nets), default=0) * len(nets) > fig_w * 11
-    fig.subplots_adjust(left=0.09 if fig_w < 9 else 0.06, right=0.99,
-                        bottom=0.25 if long_names else 0.13, top=0.86)
+    fig_w = min(max(6.0, 1.2 + 0.27 * len(nets) * max(ns, 2)), 18.0)
+    name_in = max((len(n) for n in nets), default=0) * 0.6 * 8.5 / 72  # widest name, inches
+    left_in = 0.75
+    # rotate the network names only when they would not fit side by side; rotated names hang
+    # down and to the left, so make room below and, for the first one, on the left
+    group_in = (fig_w - left_in - 0.1) / max(len(nets), 1)
+    long_names = name_in > 0.95 * group_in
+    if long_names:
+        left_in = max(left_in, name_in * 0.87 - group_in / 2 + 0.15)
+        fig_w = min(max(fig_w, left_in + 0.6 * len(nets) * 1.0 + 0.1), 18.0)
+    bottom_in = name_in * 0.5 + 0.35 if long_names else 0.5
+    fig_h = 4.3 + bottom_in
+    fig = _figure(fig_w, fig_h)
+    fig.subplots_adjust(left=left_in / fig_w, right=0.99, bottom=bottom_in / fig_h,
+                        top=1 - 0.75 / fig_h)
+    left = left_in / fig_w
     ax = fig.add_subplot(111)
     for s in ("top", "right"):
         ax.spines[s].set_visible(False)
@@ -391,8 +425,13 @@ def plot_relative_bars(table: dict[str, dict[str, float]], path, title: str, yla
     ax.set_axisbelow(True)
     ax.tick_params(colors=C_TEXT, labelsize=8.5)
     nbars = sum(v is not None for d in table.values() for v in d.values())
-    values = [v for d in table.values() for v in d.values() if v is not None]
+    values = [v for d in table.values() for v in d.values() if v is not None and math.isfinite(v)]
     span = (max(values + [0]) - min(values + [0])) or 1.0
+    big = max((abs(v) for v in values), default=1.0)
+    decimals = 2 if big < 10 else 1 if big < 100 else 0
+    cmap = matplotlib.colormaps["viridis"]
+    colours = [cmap(t) for t in np.linspace(0.15, 0.8, len(series))] if len(series) > 1 \
+        else [C_FRONT]
     for k, s in enumerate(series):
         xs, hs = [], []
         for j, n in enumerate(nets):
@@ -402,23 +441,24 @@ def plot_relative_bars(table: dict[str, dict[str, float]], path, title: str, yla
                 hs.append(v)
         if not xs:
             continue
-        ax.bar(xs, hs, width=width * 0.92, color=_SERIES[k % len(_SERIES)], label=str(s),
-               zorder=3)
+        ax.bar(xs, hs, width=width * 0.92, color=colours[k], label=str(s), zorder=3)
         if nbars <= 48:
             for bx, v in zip(xs, hs):
-                ax.text(bx, v + (0.012 * span if v >= 0 else -0.012 * span), f"{v:.3g}",
+                ax.text(bx, v + (0.012 * span if v >= 0 else -0.012 * span), f"{v:.{decimals}f}",
                         ha="center", va="bottom" if v >= 0 else "top", fontsize=6.5,
                         color=C_TEXT)
     if values and min(values) < 0:
         ax.axhline(0, color="#9aa3ad", lw=0.8)
     ax.set_xticks(range(len(nets)))
-    ax.set_xticklabels(nets, rotation=30 if long_names else 0, ha="right" if long_names else "center",
-                       fontsize=8.5)
+    ax.set_xticklabels(nets, fontsize=8.5, rotation=30 if long_names else 0,
+                       ha="right" if long_names else "center",
+                       rotation_mode="anchor" if long_names else "default")
     ax.set_xlim(-0.6, len(nets) - 0.4)
     lo, hi = min(values + [0]), max(values + [0])
     ax.set_ylim(lo - (0.06 * span if lo < 0 else 0), hi + 0.1 * span)
     ax.set_ylabel(ylabel, fontsize=10, color=C_TEXT)
-    ax.set_title(title, fontsize=12.5, color="#1f2630", loc="left", pad=24, fontweight="bold")
+    fig.text(left, 1 - 0.36 / fig_h, title, fontsize=12.5, color="#1f2630", fontweight="bold",
+             va="baseline")
     if series:
         ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=min(len(series), 8),
                   fontsize=8, frameon=False, borderaxespad=0.2, handlelength=1.2)

@@ -1,0 +1,218 @@
+"""The report layer: frontier PNGs, grouped bars, and the self-contained, atomically written HTML."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from netfrontier import frontier
+from netfrontier.report import (
+    plot_all,
+    plot_frontier,
+    plot_relative_bars,
+    short_names,
+    write_atomic,
+    write_report,
+)
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+# arch, weights, top-1, GMACs, M params: published torchvision figures, rounded
+_NETS = [
+    ("alexnet", "IMAGENET1K_V1", 56.52, 0.71, 61.1),
+    ("vgg16", "IMAGENET1K_V1", 71.59, 15.47, 138.4),
+    ("resnet18", "IMAGENET1K_V1", 69.76, 1.81, 11.7),
+    ("resnet50", "IMAGENET1K_V1", 76.13, 4.09, 25.6),
+    ("resnet50", "IMAGENET1K_V2", 80.86, 4.09, 25.6),
+    ("resnet101", "IMAGENET1K_V2", 81.89, 7.80, 44.5),
+    ("mobilenet_v2", "IMAGENET1K_V2", 72.15, 0.30, 3.5),
+    ("mobilenet_v3_large", "IMAGENET1K_V2", 75.27, 0.22, 5.5),
+    ("mobilenet_v3_small", "IMAGENET1K_V1", 67.67, 0.06, 2.5),
+    ("efficientnet_b0", "IMAGENET1K_V1", 77.69, 0.39, 5.3),
+    ("efficientnet_b3", "IMAGENET1K_V1", 82.01, 1.83, 12.2),
+    ("efficientnet_v2_s", "IMAGENET1K_V1", 84.23, 8.37, 21.5),
+    ("regnet_x_8gf", "IMAGENET1K_V2", 81.68, 8.00, 39.6),
+    ("regnet_y_400mf", "IMAGENET1K_V2", 75.80, 0.40, 4.3),
+    ("shufflenet_v2_x1_0", "IMAGENET1K_V1", 69.36, 0.14, 2.3),
+    ("squeezenet1_1", "IMAGENET1K_V1", 58.18, 0.35, 1.2),
+    ("vit_b_16", "IMAGENET1K_V1", 81.07, 17.56, 86.6),
+    ("vit_b_16", "IMAGENET1K_SWAG_E2E_V1", 85.30, 55.48, 86.9),
+    ("swin_t", "IMAGENET1K_V1", 81.47, 4.49, 28.3),       # partly unsupported
+    ("convnext_tiny", "IMAGENET1K_V1", None, 4.46, 28.6),  # no top-1 known
+]
+_UTIL = [0.6, 0.7, 0.55, 0.65, 0.65, 0.7, 0.3, 0.25, 0.2, 0.35, 0.4, 0.45, 0.6, 0.3, 0.2, 0.4,
+         0.5, 0.5, 0.3, 0.5]
+
+
+def _rows(measured: bool = False) -> list[dict]:
+    rows = []
+    for k, ((arch, weights, top1, gmacs, mparams), util) in enumerate(zip(_NETS, _UTIL)):
+        macs, params = int(gmacs * 1e9), int(mparams * 1e6)
+        latency = 2 * macs / (12.3e12 * util) + params / 12e9 * 0.5
+        dram = params * 1.0 + macs * 0.002
+        fallback = arch == "swin_t"
+        rows.append(dict(
+            model=f"{arch}.{weights}", arch=arch, weights=weights, source="torchvision",
+            resolution=384 if "E2E" in weights else 224, batch=1, wbits=8, abits=8,
+            hardware="img-series4-1core", top1=top1,
+            top1_source="reference: torchvision weight metadata (ImageNet-1k val)" if top1 else "",
+            macs=macs, params=params, latency_s=latency, dram_bytes=dram,
+            energy_j=2 * macs * 0.5e-12 + dram * 50e-12, achieved_ops_per_s=2 * macs / latency,
+            utilization=util, unsupported_layers=3 if fallback else 0,
+            unsupported_ops="aten.roll;aten.native_layer_norm" if fallback else "",
+            measured_latency_s=(latency * (1.3 + 0.02 * k)) if measured and k % 3 else None,
+        ))
+    return rows
+
+
+META = dict(hardware="img-series4-1core",
+            description="Imagination IMG Series4 NNA, 1 core, 1 MB on-chip memory, 12 GB/s",
+            peak_ops_per_s=12.3e12, tool_version="0.1.0",
+            command="netfrontier zoo --hardware img-series4-1core", date="2025-01-01",
+            notes=["Costs are modelled, not measured.", "A <b>bold</b> & risky note"])
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    rows, lines = frontier.annotate(_rows(measured=True))
+    images = plot_all(rows, lines, out)
+    report = write_report(rows, lines, META, out, images)
+    return rows, lines, images, report
+
+
+def test_plots_are_pngs(rendered):
+    _, _, images, _ = rendered
+    assert list(images) == ["latency", "dram", "energy", "measured_latency"]
+    for path in images.values():
+        data = path.read_bytes()
+        assert data[:8] == PNG and len(data) > 10_000
+
+
+def test_report_is_self_contained_and_complete(rendered):
+    rows, _, images, report = rendered
+    assert report.name == "report.html"
+    doc = report.read_text(encoding="utf-8")
+    for r in rows:
+        assert r["model"] in doc
+    assert doc.count('<img src="data:image/png;base64,') == len(images)
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", doc, re.I)
+    assert "http://" not in doc and "https://" not in doc
+    assert "<link" not in doc and not re.search(r"<script[^>]+src", doc)
+    assert "aria-sort" in doc and 'data-type="num"' in doc  # the inline sorter and its hints
+    # headline, equations, footnote on where top-1 comes from, notes, meta
+    assert "img-series4-1core" in doc and "2025-01-01" in doc
+    assert "log₁₀(latency / ms)" in doc
+    assert "reference: torchvision weight metadata" in doc
+    assert "no top-1 known for 1 model" in doc
+    assert "Costs are modelled, not measured." in doc
+
+
+def test_report_escapes_text(rendered):
+    doc = rendered[3].read_text(encoding="utf-8")
+    assert "A &lt;b&gt;bold&lt;/b&gt; &amp; risky note" in doc
+    assert "<b>bold</b>" not in doc
+
+
+def test_fallback_rows_are_flagged(rendered):
+    doc = rendered[3].read_text(encoding="utf-8")
+    rows = re.findall(r"<tr[^>]*>.*?</tr>", doc, re.S)
+    swin = [r for r in rows if 'data-v="swin_t.IMAGENET1K_V1"' in r]
+    assert len(swin) == 1
+    assert swin[0].startswith("<tr class=fb>")
+    assert "3 layers: aten.roll, aten.native_layer_norm" in swin[0]
+    others = [r for r in rows if 'data-v="resnet50.IMAGENET1K_V2"' in r]
+    assert others and "⚠" not in others[0] and "class=fb" not in others[0]
+    assert "1 run partly on the host CPU" in doc
+
+
+def test_frontier_membership_marked(rendered):
+    rows, _, _, report = rendered
+    doc = report.read_text(encoding="utf-8")
+    trs = re.findall(r"<tr[^>]*>.*?</tr>", doc, re.S)
+    for r in rows:
+        tr = next(t for t in trs if f'data-v="{r["model"]}"' in t)
+        assert ("✓ lat" in tr) == r["on_frontier_latency"]
+        assert ("✓ DRAM" in tr) == r["on_frontier_dram"]
+
+
+def test_failed_write_leaves_old_report(rendered, tmp_path, monkeypatch):
+    rows, lines, _, _ = rendered
+    report = write_report(rows, lines, META, tmp_path, {})
+    old = report.read_bytes()
+
+    import netfrontier.report as rep
+
+    def boom(fd):  # the new document is in the temporary file, not yet renamed over the old
+        raise OSError("disk full")
+
+    monkeypatch.setattr(rep.os, "fsync", boom)
+    with pytest.raises(OSError, match="disk full"):
+        write_report(rows, lines, dict(META, date="2099-12-31"), tmp_path, {})
+    assert report.read_bytes() == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]  # no temp file left
+
+
+def test_failed_render_leaves_old_report(rendered, tmp_path, monkeypatch):
+    rows, lines, _, _ = rendered
+    report = write_report(rows, lines, META, tmp_path, {})
+    old = report.read_bytes()
+    import netfrontier.report.html as h
+
+    monkeypatch.setattr(h, "_table", lambda rows: (_ for _ in ()).throw(RuntimeError("mid-way")))
+    with pytest.raises(RuntimeError):
+        write_report(rows, lines, META, tmp_path, {})
+    assert report.read_bytes() == old
+
+
+def test_write_atomic(tmp_path):
+    p = write_atomic(tmp_path / "sub" / "a.txt", "héllo")
+    assert p.read_text(encoding="utf-8") == "héllo"
+    write_atomic(p, b"\x00\x01")
+    assert p.read_bytes() == b"\x00\x01"
+    assert os.stat(p).st_mode & 0o044  # readable by others (not a 0600 temp file's mode)
+    assert [q.name for q in p.parent.iterdir()] == ["a.txt"]
+
+
+def test_plot_is_deterministic(rendered, tmp_path):
+    rows, lines, images, _ = rendered
+    again = plot_frontier(rows, lines["latency"], "latency", tmp_path / "again.png")
+    assert again.read_bytes() == images["latency"].read_bytes()
+
+
+def test_plot_without_data_or_line(tmp_path):
+    rows = [dict(r, top1=None) for r in _rows()]
+    p = plot_frontier(rows, None, "dram", tmp_path / "empty.png", title="nothing to see")
+    assert p.read_bytes()[:8] == PNG
+    with pytest.raises(ValueError):
+        plot_frontier(rows, None, "speed", tmp_path / "x.png")
+
+
+def test_relative_bars(tmp_path):
+    table = {"resnet50": {"8-bit": 1.0, "6-bit": 1.3, "4-bit": 1.9},
+             "mobilenet_v2": {"8-bit": 1.0, "6-bit": 1.2, "4-bit": None},
+             "vit_b_16": {"8-bit": -0.1, "4-bit": 1.7}}
+    p = plot_relative_bars(table, tmp_path / "bars.png", "DRAM traffic reduction", "× vs 16-bit")
+    assert p == tmp_path / "bars.png" and p.read_bytes()[:8] == PNG
+
+
+def test_short_names():
+    rows = [dict(arch="resnet50", weights="IMAGENET1K_V1"), dict(arch="resnet50", weights="IMAGENET1K_V2"),
+            dict(arch="vit_b_16", weights="IMAGENET1K_SWAG_E2E_V1"),
+            dict(arch="vit_b_16", weights="IMAGENET1K_SWAG_LINEAR_V1"),
+            dict(arch="alexnet", weights="IMAGENET1K_V1"),
+            dict(arch="vgg16", weights="IMAGENET1K_V1", wbits=8, abits=8, resolution=224),
+            dict(arch="vgg16", weights="IMAGENET1K_V1", wbits=4, abits=8, resolution=224),
+            dict(arch="vgg16", weights="IMAGENET1K_V1", wbits=4, abits=8, resolution=320)]
+    assert short_names(rows) == ["resnet50 V1", "resnet50 V2", "vit_b_16 SWAG-E2E",
+                                 "vit_b_16 SWAG-LIN", "alexnet", "vgg16 V1 w8a8 @224",
+                                 "vgg16 V1 w4a8 @224", "vgg16 V1 w4a8 @320"]
+
+
+def test_import_does_not_load_matplotlib():
+    code = "import sys, netfrontier.report; print('matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
