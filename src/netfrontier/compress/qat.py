@@ -1,0 +1,120 @@
+"""Quantization-aware training: LSQ fake quantizers, frozen folded batch norms, distillation.
+
+`qat(qmodel, teacher, images, config)` fine-tunes a model from `ptq.quantize` (batch norms
+already folded into the convs, so their statistics are frozen) with learned step sizes (LSQ:
+straight-through rounding, scales trained with gradient scaling), against the FP32 teacher's
+soft outputs (knowledge distillation: KL(teacher ‖ student) at temperature T), so unlabelled
+images suffice. The result is a new model with fixed scales, ready for evaluation and export.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from netfrontier.compress.ptq import quantizers
+from netfrontier.errors import OptionError
+
+
+@dataclass(frozen=True)
+class QATConfig:
+    """Training knobs. `lr` is Adam's for weights and biases, `scale_lr` for the step sizes
+    (per unit of scale: each scale's update is relative to its size); cosine decay to zero."""
+
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 2e-5
+    scale_lr: float = 2e-3
+    temperature: float = 1.0
+    flip: bool = True
+    seed: int = 0
+    threads: int | None = None
+
+    def __post_init__(self):
+        if self.epochs < 1:
+            raise OptionError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise OptionError(f"QAT batch size must be at least 1, got {self.batch_size}")
+        if self.lr <= 0 or self.scale_lr < 0:
+            raise OptionError("QAT learning rates must be positive")
+
+
+def distillation_loss(student_logits, teacher_logits, temperature: float = 1.0):
+    t = temperature
+    return F.kl_div(F.log_softmax(student_logits / t, dim=1), F.softmax(teacher_logits / t, dim=1),
+                    reduction="batchmean") * t * t
+
+
+def qat(qmodel: torch.nn.Module, teacher: torch.nn.Module, images, config: QATConfig = QATConfig(),
+        progress: Callable[[dict], None] | None = None) -> torch.nn.Module:
+    """Fine-tune a copy of `qmodel` on `images` (a measure.accuracy.LabelledImages; labels are
+    not used) by distillation from `teacher`. Returns the trained copy; `model.qat_log` lists
+    the mean loss per epoch."""
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    model = copy.deepcopy(qmodel).eval()  # eval: dropout and drop-connect off, BN already folded
+    teacher = teacher.eval()
+    weights, scales = [], []
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for layer in model.quant_layers:
+        m = model.get_submodule(layer.path)
+        weights.append(m.parametrizations.weight.original)
+        if m.bias is not None:
+            weights.append(m.bias)
+    for _, q in quantizers(model):
+        q.learn = True
+        q.mode = "quant"
+        scales.append(q.scale)
+    for p in weights + scales:
+        p.requires_grad_(True)
+    # one group per quantizer: Adam's step is in absolute units, so each scale's learning rate
+    # is scale_lr times its size (every step size moves by a similar ratio)
+    groups = [{"params": weights, "lr": config.lr}]
+    groups += [{"params": [s], "lr": config.scale_lr * float(s.detach().abs().mean())}
+               for s in scales]
+    opt = torch.optim.Adam(groups)
+    gen = torch.Generator().manual_seed(config.seed)
+    n = len(images)
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    total = steps_per_epoch * config.epochs
+    base = [g["lr"] for g in opt.param_groups]
+    step = 0
+    log = []
+    for epoch in range(config.epochs):
+        perm = torch.randperm(n, generator=gen)
+        t0, losses = time.time(), []
+        for s in range(0, n, config.batch_size):
+            idx = perm[s:s + config.batch_size]
+            x = images.preprocess.normalize(images.images[idx])
+            if config.flip:
+                flip = torch.rand(len(idx), generator=gen) < 0.5
+                x = torch.where(flip[:, None, None, None], x.flip(3), x)
+            with torch.no_grad():
+                target = teacher(x)
+            for g, lr in zip(opt.param_groups, base):
+                g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / total))
+            loss = distillation_loss(model(x), target, config.temperature)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                for q in scales:
+                    q.clamp_(min=1e-8)
+            losses.append(float(loss))
+            step += 1
+        log.append({"epoch": epoch + 1, "loss": sum(losses) / len(losses),
+                    "seconds": time.time() - t0})
+        if progress:
+            progress(log[-1])
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for _, q in quantizers(model):
+        q.learn = False
+    model.qat_log = log
+    return model
