@@ -13,7 +13,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 hw_app = typer.Typer(no_args_is_help=True, help="Hardware presets and profiles.")
 app.add_typer(hw_app, name="hw")
 
-from netfrontier.cli import analyze_cmds, hw_cmds, measure_cmds  # noqa: E402,F401  (register commands)
+from netfrontier.cli import analyze_cmds, compress_cmds, hw_cmds, measure_cmds  # noqa: E402,F401  (register commands)
 
 
 def main() -> None:

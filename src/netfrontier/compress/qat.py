@@ -27,9 +27,9 @@ class QATConfig:
     (per unit of scale: each scale's update is relative to its size); cosine decay to zero."""
 
     epochs: int = 3
-    batch_size: int = 32
-    lr: float = 2e-5
-    scale_lr: float = 2e-3
+    batch_size: int = 16
+    lr: float = 1e-4
+    scale_lr: float = 5e-3
     temperature: float = 1.0
     flip: bool = True
     seed: int = 0
@@ -106,7 +106,7 @@ def qat(qmodel: torch.nn.Module, teacher: torch.nn.Module, images, config: QATCo
             with torch.no_grad():
                 for q in scales:
                     q.clamp_(min=1e-8)
-            losses.append(float(loss))
+            losses.append(loss.item())
             step += 1
         log.append({"epoch": epoch + 1, "loss": sum(losses) / len(losses),
                     "seconds": time.time() - t0})

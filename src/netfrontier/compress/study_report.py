@@ -1,0 +1,209 @@
+"""Write a quantization study: results.json, results.csv, bar charts, frontiers, report.html.
+
+Bar charts follow the seed article (Imagination's Series4 efficiency study): relative
+improvement (×, over the uniform 8-bit model) in seconds, DRAM bytes and joules per inference,
+one group per network, one bar per bit configuration, one chart per preset and metric. Every
+file is written atomically.
+"""
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+from pathlib import Path
+
+from netfrontier.compress.study import METRICS
+
+_TITLES = {"latency": "seconds per inference", "dram": "DRAM bytes per inference",
+           "energy": "energy per inference"}
+CSV_COLUMNS = ("model", "variant", "method", "wbits", "abits", "top1", "top1_se", "top1_drop",
+               "top1_drop_se", "top5", "images", "dataset", "hardware", "latency_s",
+               "dram_bytes", "energy_j", "improvement_latency", "improvement_dram",
+               "improvement_energy", "layers_per_bits")
+
+
+def flat_rows(rows: list[dict]) -> list[dict]:
+    """One CSV row per (variant, preset); variants without cost (FP32) get one row."""
+    out = []
+    for r in rows:
+        base = {k: r.get(k) for k in CSV_COLUMNS if k in r}
+        base["layers_per_bits"] = json.dumps(r.get("layers_per_bits")) if r.get(
+            "layers_per_bits") else ""
+        if not r.get("cost"):
+            out.append(base)
+            continue
+        for hw, c in r["cost"].items():
+            out.append({**base, "hardware": hw, **{k: c.get(k) for k in CSV_COLUMNS if k in c}})
+    return out
+
+
+def _label(r: dict) -> str:
+    if r["method"].startswith("QAT"):
+        return f"QAT {r['variant']}"
+    if r["method"].startswith("PTQ") or r["method"] == "cost only":
+        return r["variant"] if r["method"] == "cost only" or "mixed" in r["variant"] \
+            else f"PTQ {r['variant']}"
+    return r["variant"]
+
+
+def bar_tables(rows: list[dict], hw: str, metric: str) -> dict[str, dict[str, float]]:
+    """{network: {bit configuration: improvement ×}} (QAT and PTQ share one configuration)."""
+    table: dict[str, dict[str, float]] = {}
+    for r in rows:
+        c = (r.get("cost") or {}).get(hw)
+        if not c or c.get(f"improvement_{metric}") is None:
+            continue
+        table.setdefault(r["arch"], {})[r["variant"]] = c[f"improvement_{metric}"]
+    return table
+
+
+def accuracy_table(rows: list[dict]) -> dict[str, dict[str, float]]:
+    table: dict[str, dict[str, float]] = {}
+    for r in rows:
+        if r.get("top1") is not None:
+            table.setdefault(r["arch"], {})[_label(r)] = r["top1"]
+    return table
+
+
+def frontier_rows(rows: list[dict], hw: str) -> list[dict]:
+    out = []
+    for r in rows:
+        c = (r.get("cost") or {}).get(hw)
+        if c is None or r.get("top1") is None:
+            continue
+        out.append({"model": f"{r['arch']} {_label(r)}", "arch": f"{r['arch']} {_label(r)}",
+                    "top1": r["top1"], "hardware": hw, "batch": 1,
+                    **{col: c[col] for col in METRICS.values()}})
+    return out
+
+
+def _png(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def _fmt(v, digits=3) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}" if abs(v) < 1e-2 or abs(v) >= 1e4 else f"{v:.{digits}f}".rstrip(
+            "0").rstrip(".") if digits < 3 else f"{v:.4g}"
+    return html.escape(str(v))
+
+
+def text_table(rows: list[dict], hardware: list[str]) -> str:
+    """A plain-text table for the terminal and the HTML page."""
+    lines = []
+    head = f"{'model':<22}{'variant':<16}{'method':<30}{'top-1':>8}{'drop':>12}"
+    for hw in hardware:
+        head += f"  | {hw}: t×  DRAM×  E×"
+    lines.append(head)
+    for r in rows:
+        drop = "" if r.get("top1_drop") is None else \
+            f"{r['top1_drop']:+.2f}±{r.get('top1_drop_se', 0):.2f}"
+        s = (f"{r['model'][:21]:<22}{r['variant'][:15]:<16}{r['method'][:29]:<30}"
+             f"{'' if r.get('top1') is None else format(r['top1'], '.2f'):>8}{drop:>12}")
+        for hw in hardware:
+            c = (r.get("cost") or {}).get(hw)
+            if c:
+                s += (f"  | {c['improvement_latency']:.2f} {c['improvement_dram']:.2f} "
+                      f"{c['improvement_energy']:.2f}".ljust(len(hw) + 20))
+            else:
+                s += "  | (not run on the NPU)".ljust(len(hw) + 22)
+        lines.append(s)
+    return "\n".join(lines)
+
+
+def write_study(rows: list[dict], out_dir, meta: dict) -> dict[str, Path]:
+    """Write everything for `rows` (from study.run_study, possibly several networks)."""
+    from netfrontier.frontier import annotate
+    from netfrontier.report import plot_frontier, plot_relative_bars, write_atomic
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    hardware = list(meta.get("hardware") or [])
+    paths: dict[str, Path] = {}
+    paths["json"] = write_atomic(out / "results.json", json.dumps(
+        {"meta": meta, "rows": rows}, indent=1, default=str))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(CSV_COLUMNS), extrasaction="ignore")
+    w.writeheader()
+    w.writerows(flat_rows(rows))
+    paths["csv"] = write_atomic(out / "results.csv", buf.getvalue())
+    images: list[tuple[str, Path]] = []
+    for hw in hardware:
+        for m in METRICS:
+            table = bar_tables(rows, hw, m)
+            if table:
+                p = plot_relative_bars(table, out / f"improvement_{m}_{hw}.png",
+                                       f"Relative improvement in {_TITLES[m]} on {hw}",
+                                       "improvement over 8-bit weights (×)")
+                images.append((f"Relative improvement in {_TITLES[m]}, {hw}", p))
+    acc = accuracy_table(rows)
+    if acc:
+        p = plot_relative_bars(acc, out / "accuracy.png",
+                               f"Top-1 on {meta.get('dataset', 'the held-out images')}",
+                               "top-1 (%)")
+        images.append(("Top-1 of each variant (same held-out images)", p))
+    frontier_hw = hardware[0] if hardware else None
+    if frontier_hw:
+        fr = frontier_rows(rows, frontier_hw)
+        if len(fr) >= 2:
+            fr, lines = annotate(fr)
+            for obj in METRICS:
+                p = plot_frontier(fr, lines.get(obj), obj, out / f"frontier_{obj}.png",
+                                  title=f"Top-1 vs {_TITLES[obj]} on {frontier_hw}, "
+                                        "with quantized variants")
+                images.append((f"Frontier ({obj}) with quantized variants, {frontier_hw}", p))
+    for cap, p in images:
+        paths[p.stem] = p
+    paths["html"] = write_atomic(out / "report.html", _html(rows, meta, hardware, images))
+    return paths
+
+
+def _html(rows, meta, hardware, images) -> str:
+    e = html.escape
+    th = "".join(f"<th>{e(h)}</th>" for h in ("model", "variant", "method", "top-1 %",
+                                               "drop vs FP32 (paired SE)", "images"))
+    for hw in hardware:
+        th += f"<th>{e(hw)}: latency</th><th>DRAM</th><th>energy</th><th>× t / DRAM / E</th>"
+    body = []
+    for r in rows:
+        drop = "" if r.get("top1_drop") is None else \
+            f"{r['top1_drop']:+.2f} ± {r.get('top1_drop_se', 0):.2f}"
+        top1 = "" if r.get("top1") is None else f"{r['top1']:.2f} ± {r['top1_se']:.2f}"
+        cells = [e(r["model"]), e(r["variant"]), e(r["method"]), top1, drop,
+                 str(r.get("images", ""))]
+        for hw in hardware:
+            c = (r.get("cost") or {}).get(hw)
+            if c:
+                cells += [f"{c['latency_s'] * 1e3:.3f} ms", f"{c['dram_bytes'] / 1e6:.2f} MB",
+                          f"{c['energy_j'] * 1e3:.3f} mJ",
+                          f"{c['improvement_latency']:.2f} / {c['improvement_dram']:.2f} / "
+                          f"{c['improvement_energy']:.2f}"]
+            else:
+                cells += ["–"] * 4
+        body.append("<tr>" + "".join(f"<td>{x}</td>" for x in cells) + "</tr>")
+    figs = "".join(f'<figure><img alt="{e(c)}" src="{_png(p)}"><figcaption>{e(c)}'
+                   f"</figcaption></figure>" for c, p in images)
+    notes = "".join(f"<li>{e(n)}</li>" for n in meta.get("notes", []))
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>Quantization study</title><style>
+body{{font:14px/1.5 system-ui,sans-serif;margin:0;background:#f5f7fa;color:#1f2630}}
+main{{max-width:1280px;margin:0 auto;padding:24px}}
+table{{border-collapse:collapse;background:#fff;font-size:12.5px}}
+td,th{{border-bottom:1px solid #e3e7ec;padding:4px 8px;text-align:right;white-space:nowrap}}
+td:nth-child(-n+3),th:nth-child(-n+3){{text-align:left}}
+figure{{background:#fff;border:1px solid #e3e7ec;border-radius:8px;padding:8px;margin:0 0 14px}}
+figure img{{max-width:100%}} code{{background:#fff;padding:1px 4px}}
+</style></head><body><main>
+<h1>Quantization: accuracy and what it saves</h1>
+<p>{e(meta.get("summary", ""))}</p>
+<div style="overflow:auto"><table><thead><tr>{th}</tr></thead><tbody>{''.join(body)}</tbody></table></div>
+<ul>{notes}</ul>
+{figs}
+<p>Command: <code>{e(meta.get("command", ""))}</code> · netfrontier {e(str(meta.get("tool_version", "")))}
+· {e(str(meta.get("date", "")))}</p>
+</main></body></html>
+"""
