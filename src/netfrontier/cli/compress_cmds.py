@@ -95,7 +95,7 @@ def quantize(
     """Quantize at each bit depth: top-1, its drop, and the gain in latency, DRAM and energy."""
     from netfrontier.compress.qat import QATConfig
     from netfrontier.compress.study import StudyOptions, run_study
-    from netfrontier.compress.study_report import text_table, write_study
+    from netfrontier.compress.study_report import write_study
     from netfrontier.errors import OptionError
 
     if threads < 1:
@@ -114,8 +114,28 @@ def quantize(
         rows += run_study(name, opts, progress=lambda s: err.print(s))
     meta = study_meta(opts, rows)
     paths = write_study(rows, out, meta)
-    console.print(text_table(rows, list(opts.hardware)))
+    _print_table(rows, list(opts.hardware))
     err.print(f"wrote {paths['csv']}, {paths['json']}, {paths['html']}")
+
+
+def _print_table(rows: list[dict], hardware: list[str]) -> None:
+    from rich.table import Table
+
+    t = Table(title="Quantized variants: top-1 and improvement over 8-bit weights "
+                    "(× latency / DRAM / energy)")
+    for col in ("model", "variant", "method", "top-1 %", "drop (paired SE)", *hardware):
+        t.add_column(col, justify="left" if col in ("model", "variant", "method") else "right")
+    for r in rows:
+        top1 = "" if r.get("top1") is None else f"{r['top1']:.2f} ± {r['top1_se']:.2f}"
+        drop = "" if r.get("top1_drop") is None else \
+            f"{r['top1_drop']:.2f} ± {r.get('top1_drop_se', 0):.2f}"
+        cells = []
+        for hw in hardware:
+            c = (r.get("cost") or {}).get(hw)
+            cells.append(f"{c['improvement_latency']:.2f} / {c['improvement_dram']:.2f} / "
+                         f"{c['improvement_energy']:.2f}" if c else "(not on the NPU)")
+        t.add_row(r["model"], r["variant"], r["method"], top1, drop, *cells)
+    console.print(t)
 
 
 def study_meta(opts, rows) -> dict:

@@ -33,7 +33,7 @@ class StudyOptions:
     mixed: bool = False
     budget_top1_drop: float = 1.0
     objective: str = "latency"
-    mixed_select_images: int | None = 250
+    mixed_select_images: int | None = 150
     export_onnx: str | None = None  # directory for QDQ ONNX files
     threads: int | None = None
     cost_only: bool = False

@@ -92,29 +92,6 @@ def _fmt(v, digits=3) -> str:
     return html.escape(str(v))
 
 
-def text_table(rows: list[dict], hardware: list[str]) -> str:
-    """A plain-text table for the terminal and the HTML page."""
-    lines = []
-    head = f"{'model':<22}{'variant':<16}{'method':<30}{'top-1':>8}{'drop':>12}"
-    for hw in hardware:
-        head += f"  | {hw}: t×  DRAM×  E×"
-    lines.append(head)
-    for r in rows:
-        drop = "" if r.get("top1_drop") is None else \
-            f"{r['top1_drop']:+.2f}±{r.get('top1_drop_se', 0):.2f}"
-        s = (f"{r['model'][:21]:<22}{r['variant'][:15]:<16}{r['method'][:29]:<30}"
-             f"{'' if r.get('top1') is None else format(r['top1'], '.2f'):>8}{drop:>12}")
-        for hw in hardware:
-            c = (r.get("cost") or {}).get(hw)
-            if c:
-                s += (f"  | {c['improvement_latency']:.2f} {c['improvement_dram']:.2f} "
-                      f"{c['improvement_energy']:.2f}".ljust(len(hw) + 20))
-            else:
-                s += "  | (not run on the NPU)".ljust(len(hw) + 22)
-        lines.append(s)
-    return "\n".join(lines)
-
-
 def write_study(rows: list[dict], out_dir, meta: dict) -> dict[str, Path]:
     """Write everything for `rows` (from study.run_study, possibly several networks)."""
     from netfrontier.frontier import annotate
@@ -137,13 +114,12 @@ def write_study(rows: list[dict], out_dir, meta: dict) -> dict[str, Path]:
             table = bar_tables(rows, hw, m)
             if table:
                 p = plot_relative_bars(table, out / f"improvement_{m}_{hw}.png",
-                                       f"Relative improvement in {_TITLES[m]} on {hw}",
-                                       "improvement over 8-bit weights (×)")
+                                       f"{_TITLES[m].capitalize()}, {hw}",
+                                       "improvement vs 8-bit (×)")
                 images.append((f"Relative improvement in {_TITLES[m]}, {hw}", p))
     acc = accuracy_table(rows)
     if acc:
-        p = plot_relative_bars(acc, out / "accuracy.png",
-                               f"Top-1 on {meta.get('dataset', 'the held-out images')}",
+        p = plot_relative_bars(acc, out / "accuracy.png", "Top-1 on the held-out images",
                                "top-1 (%)")
         images.append(("Top-1 of each variant (same held-out images)", p))
     frontier_hw = hardware[0] if hardware else None
@@ -153,8 +129,7 @@ def write_study(rows: list[dict], out_dir, meta: dict) -> dict[str, Path]:
             fr, lines = annotate(fr)
             for obj in METRICS:
                 p = plot_frontier(fr, lines.get(obj), obj, out / f"frontier_{obj}.png",
-                                  title=f"Top-1 vs {_TITLES[obj]} on {frontier_hw}, "
-                                        "with quantized variants")
+                                  title=f"Top-1 vs {_TITLES[obj]}, {frontier_hw}")
                 images.append((f"Frontier ({obj}) with quantized variants, {frontier_hw}", p))
     for cap, p in images:
         paths[p.stem] = p
