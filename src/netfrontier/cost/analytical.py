@@ -143,11 +143,25 @@ class AnalyticalCostModel(CostModel):
         peak_row = rate * hw.cores * hw.clock_hz
         util = np.where(t.is_mac & (latency > 0), t.macs / np.maximum(latency * peak_row, 1e-30), 0.0)
 
+        names, ops = np.array(t.names, dtype=object), np.array(t.ops, dtype=object)
+        bounds = _BOUND_NAMES[bound_idx]
+        if hw.calibration.fixed_s:
+            # the runtime's cost per call (graph launch, framework entry) as one more row
+            names = np.append(names, "(per-call runtime overhead)")
+            ops = np.append(ops, "overhead")
+            bounds = np.append(bounds, "overhead")
+            z = np.zeros(1)
+            t_macs, w, dram, compute, memory = (np.append(a, 0) for a in
+                                                (t.macs, w, dram, compute, memory))
+            latency = np.append(latency, hw.calibration.fixed_s)
+            energy_pj, util, row_wbits = (np.append(a, z) for a in (energy_pj, util, row_wbits))
+        else:
+            t_macs = t.macs
         columns = {
-            "name": np.array(t.names, dtype=object), "op": np.array(t.ops, dtype=object),
-            "macs": t.macs, "weight_bytes": w, "dram_bytes": dram, "compute_s": compute,
-            "memory_s": memory, "latency_s": latency, "energy_j": energy_pj * 1e-12,
-            "utilization": util, "bound": _BOUND_NAMES[bound_idx], "wbits": row_wbits,
+            "name": names, "op": ops, "macs": t_macs, "weight_bytes": w, "dram_bytes": dram,
+            "compute_s": compute, "memory_s": memory, "latency_s": latency,
+            "energy_j": energy_pj * 1e-12, "utilization": util, "bound": bounds,
+            "wbits": row_wbits,
         }
         return CostTable(model=graph.model, hardware=hw.name, batch=graph.batch,
                          resolution=graph.resolution, wbits=wbits, abits=abits,
@@ -173,7 +187,7 @@ def _apply_calibration(hw: HardwareSpec, t: LayerTable, compute, memory, overhea
             compute[sel] = work / (rate[sel] * hw.cores * hw.clock_hz * eff)
         else:
             work = np.maximum(touched[sel], 1)
-            eff = np.clip(np.interp(np.log10(work), xs, ys), 1e-6, 1.0)
+            eff = np.clip(np.interp(np.log10(work), xs, ys), 1e-6, None)  # >1: cache-resident
             compute[sel] = work / (hw.dram_bytes_per_s * eff)
             memory[sel] = 0.0
     for kind, secs in hw.calibration.overhead_s.items():

@@ -52,6 +52,7 @@ class Calibration:
 
     efficiency: dict = field(default_factory=dict)
     overhead_s: dict = field(default_factory=dict)
+    fixed_s: float = 0.0  # once per inference call (graph launch, Python entry)
     provenance: str = ""
 
 
@@ -230,11 +231,13 @@ def spec_from_dict(d: dict, path: str = "<dict>") -> HardwareSpec:
     if missing_e:
         raise _fail(path, f"no energy.pj_per_mac for precision '{missing_e[0]}'")
     cal = vals.get("calibration", {})
-    unknown_cal = set(cal) - {"efficiency", "overhead_s", "provenance"}
+    unknown_cal = set(cal) - {"efficiency", "overhead_s", "fixed_s", "provenance"}
     if unknown_cal:
         raise _fail(path, f"unknown key 'calibration.{sorted(unknown_cal)[0]}'")
     calibration = Calibration(efficiency=cal.get("efficiency", {}),
                               overhead_s=cal.get("overhead_s", {}),
+                              fixed_s=_number(path, "calibration.fixed_s",
+                                              cal.get("fixed_s", 0.0), float),
                               provenance=str(cal.get("provenance", "")))
     for k in list(calibration.efficiency) + list(calibration.overhead_s):
         if k not in OP_KINDS:

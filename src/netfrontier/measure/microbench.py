@@ -69,7 +69,9 @@ def _conv_cases(batch: int) -> list[Case]:
         cases.append(Case(f"dwconv{k}x{k}_s{s}_{ch}@{hw}_b{batch}", "depthwise_conv",
                           nn.Conv2d(ch, ch, k, s, k // 2, groups=ch), (batch, ch, hw, hw)))
     for ch, hw, g in [(128, 56, 32), (256, 28, 32), (512, 14, 32), (1024, 7, 32), (224, 56, 2),
-                      (448, 28, 4), (896, 14, 8), (2016, 7, 18)]:
+                      (448, 28, 4), (896, 14, 8), (2016, 7, 18), (168, 56, 7), (408, 28, 17),
+                      (912, 14, 38), (256, 56, 2), (512, 28, 4), (2048, 7, 16), (48, 112, 6),
+                      (1232, 14, 11), (3024, 7, 27)]:
         cases.append(Case(f"gconv3x3_{ch}g{g}@{hw}_b{batch}", "grouped_conv",
                           nn.Conv2d(ch, ch, 3, 1, 1, groups=g), (batch, ch, hw, hw)))
     return cases
@@ -109,7 +111,7 @@ def _vector_cases(batch: int) -> list[Case]:
         cases.append(Case(f"gap_{ch}@{hw}_b{batch}", "reduce", nn.AdaptiveAvgPool2d(1),
                           (batch, ch, hw, hw)))
         cases.append(Case(f"copy_{ch}@{hw}_b{batch}", "copy",
-                          _Fn(lambda x: x.permute(0, 2, 3, 1).contiguous()), (batch, ch, hw, hw)))
+                          _Fn(lambda x: x.transpose(2, 3).contiguous()), (batch, ch, hw, hw)))
         cases.append(Case(f"concat_{ch}@{hw}_b{batch}", "concat",
                           _Fn(lambda x: torch.cat([x, x], 1)), (batch, ch, hw, hw)))
     for tokens, dim in [(50, 768), (197, 768), (197, 1024), (577, 768), (3136, 96), (49, 768),
@@ -126,7 +128,25 @@ def _vector_cases(batch: int) -> list[Case]:
     return cases
 
 
+class _Chain(nn.Module):
+    def __init__(self, length: int):
+        super().__init__()
+        self.length = length
+
+    def forward(self, x):
+        for _ in range(self.length):
+            x = F.relu(x)
+        return x
+
+
+def _chain_cases(batch: int) -> list[Case]:
+    """k tiny ops in a row: the slope is the cost per op, the intercept the cost per call."""
+    return [Case(f"chain{k}_b{batch}", "chain", _Chain(k), (batch, 16, 8, 8))
+            for k in (1, 2, 4, 8, 16, 32, 64)]
+
+
 def suite(batches: tuple[int, ...] = (1,), quick: bool = False) -> list[Case]:
     """All calibration cases for the given batch sizes; `quick` keeps every third (for tests)."""
-    cases = [c for b in batches for c in _conv_cases(b) + _matmul_cases(b) + _vector_cases(b)]
+    cases = [c for b in batches
+             for c in _chain_cases(b) + _conv_cases(b) + _matmul_cases(b) + _vector_cases(b)]
     return cases[::3] if quick else cases
