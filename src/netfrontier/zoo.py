@@ -11,7 +11,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
 from multiprocessing import get_context
 
-from netfrontier.cost.analytical import DEFAULT_MODEL, check_bits
+from netfrontier.cost.analytical import DEFAULT_MODEL, MODEL_REVISION, check_bits
 from netfrontier.cost.base import CostOptions
 from netfrontier.hardware.registry import get_hardware
 from netfrontier.hardware.spec import HardwareSpec
@@ -51,6 +51,7 @@ def _totals_row(entry: ModelEntry, totals: dict, hw: HardwareSpec) -> dict:
         "latency_s": totals["latency_s"], "dram_bytes": totals["dram_bytes"],
         "energy_j": totals["energy_j"], "achieved_ops_per_s": totals["achieved_ops_per_s"],
         "utilization": totals["macs"] / (totals["latency_s"] * peak) if totals["latency_s"] else 0,
+        "array_utilization": totals.get("array_utilization", 0.0),
         "unsupported_layers": totals["unsupported_layers"],
         "unsupported_ops": ";".join(totals.get("unsupported_ops", [])),
     }
@@ -79,8 +80,8 @@ def zoo_rows(hardware: str | HardwareSpec, pattern: str | None = None, *, wbits:
     entries = cached_zoo_entries(store, pattern)
     if not entries:
         raise UnknownModelError(f"no zoo model matches '{pattern}'")
-    keys = {e.name: Store.cost_key(e.name, e.resolution, batch, wbits, abits, hw.digest)
-            for e in entries}
+    keys = {e.name: Store.cost_key(e.name, e.resolution, batch, wbits, abits, hw.digest,
+                                   f"rev{MODEL_REVISION}") for e in entries}
     done = store.get_costs(list(keys.values()))
     todo = [e for e in entries if keys[e.name] not in done]
     need_capture = []
@@ -115,7 +116,7 @@ def zoo_rows(hardware: str | HardwareSpec, pattern: str | None = None, *, wbits:
 
 CSV_COLUMNS = ("model", "arch", "weights", "source", "resolution", "batch", "wbits", "abits",
                "precision", "hardware", "top1", "top1_source", "macs", "params", "latency_s",
-               "dram_bytes", "energy_j", "achieved_ops_per_s", "utilization",
+               "dram_bytes", "energy_j", "achieved_ops_per_s", "utilization", "array_utilization",
                "unsupported_layers", "unsupported_ops", "on_frontier_latency", "on_frontier_dram",
                "on_frontier_energy", "below_line_latency", "below_line_dram", "below_line_energy",
                "measured_latency_s")

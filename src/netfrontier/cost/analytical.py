@@ -25,6 +25,8 @@ from netfrontier.graph.table import KIND_INDEX, LayerTable
 from netfrontier.graph.types import MAC_KINDS, OP_KINDS, OpGraph
 from netfrontier.hardware.spec import LOOP_DIMS, HardwareSpec
 
+# Bump when the model's arithmetic or its totals change: stored cost results are keyed on it.
+MODEL_REVISION = 3
 _BOUND_NAMES = np.array(["compute", "memory", "overhead", "unsupported"], dtype=object)
 
 
@@ -142,6 +144,9 @@ class AnalyticalCostModel(CostModel):
         ) + dram * e["pj_per_dram_byte"]
         peak_row = rate * hw.cores * hw.clock_hz
         util = np.where(t.is_mac & (latency > 0), t.macs / np.maximum(latency * peak_row, 1e-30), 0.0)
+        # the array's own occupancy while computing (mapping losses only, no memory stalls)
+        array_util = np.where(t.is_mac & (compute > 0), t.macs / np.maximum(compute * peak_row,
+                                                                            1e-30), 0.0)
 
         names, ops = np.array(t.names, dtype=object), np.array(t.ops, dtype=object)
         bounds = _BOUND_NAMES[bound_idx]
@@ -154,13 +159,15 @@ class AnalyticalCostModel(CostModel):
             t_macs, w, dram, compute, memory = (np.append(a, 0) for a in
                                                 (t.macs, w, dram, compute, memory))
             latency = np.append(latency, hw.calibration.fixed_s)
-            energy_pj, util, row_wbits = (np.append(a, z) for a in (energy_pj, util, row_wbits))
+            energy_pj, util, array_util, row_wbits = (
+                np.append(a, z) for a in (energy_pj, util, array_util, row_wbits))
         else:
             t_macs = t.macs
         columns = {
             "name": names, "op": ops, "macs": t_macs, "weight_bytes": w, "dram_bytes": dram,
             "compute_s": compute, "memory_s": memory, "latency_s": latency,
-            "energy_j": energy_pj * 1e-12, "utilization": util, "bound": bounds,
+            "energy_j": energy_pj * 1e-12, "utilization": util, "array_utilization": array_util,
+            "bound": bounds,
             "wbits": row_wbits,
         }
         return CostTable(model=graph.model, hardware=hw.name, batch=graph.batch,

@@ -14,7 +14,7 @@ from netfrontier.hardware.spec import HardwareSpec
 
 BOUNDS = ("compute", "memory", "overhead", "unsupported")
 ROW_COLUMNS = ("name", "op", "macs", "weight_bytes", "dram_bytes", "compute_s", "memory_s",
-               "latency_s", "energy_j", "utilization", "bound", "wbits")
+               "latency_s", "energy_j", "utilization", "array_utilization", "bound", "wbits")
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,13 @@ class CostTable:
     def achieved_ops_per_s(self) -> float:
         return 2.0 * self.macs / self.latency_s if self.latency_s > 0 else 0.0
 
+    def array_utilization(self) -> float:
+        """MAC-weighted occupancy of the array while it computes (mapping losses only)."""
+        c = self.columns
+        busy = np.where(c["array_utilization"] > 0, c["macs"] / np.maximum(
+            c["array_utilization"], 1e-30), 0.0)
+        return float(c["macs"].sum() / busy.sum()) if busy.sum() > 0 else 0.0
+
     def totals(self) -> dict:
         """The headline figures, JSON-ready."""
         bound = self.columns["bound"]
@@ -77,6 +84,7 @@ class CostTable:
             "precision": self.precision, "macs": self.macs, "params": self.params,
             "latency_s": self.latency_s, "dram_bytes": self.dram_bytes,
             "energy_j": self.energy_j, "achieved_ops_per_s": self.achieved_ops_per_s(),
+            "array_utilization": self.array_utilization(),
             "layers": int(len(bound)),
             "unsupported_layers": int((bound == "unsupported").sum()),
             "unsupported_ops": sorted(set(self.unsupported_ops)),
