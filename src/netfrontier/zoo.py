@@ -25,11 +25,12 @@ def cached_zoo_entries(store: Store, pattern: str | None = None) -> list[ModelEn
     """Zoo entries, from the store when the library versions match (no PyTorch import)."""
     import fnmatch
 
-    key = "|".join(["zoo-entries", tool_version(), lib_version("torchvision"),
-                    *sorted(os.environ.get("NETFRONTIER_EXTRA_SOURCES", "").split(","))])
+    from netfrontier.models.registry import zoo_signature
+
+    key = "|".join(["zoo-entries", tool_version(), lib_version("torchvision"), zoo_signature()])
     cached = store.get_cached(key)
     if cached is None:
-        from netfrontier.models.registry import zoo_entries
+        from netfrontier.models.registry import zoo_entries  # imports PyTorch: cold path only
 
         cached = [asdict(e) for e in zoo_entries()]
         store.put_cached(key, cached)

@@ -34,6 +34,17 @@ def resolve(name: str) -> tuple[ModelSource, ModelEntry]:
     raise UnknownModelError(f"unknown model '{name}'{suggest(name, known)}")
 
 
+def zoo_signature() -> str:
+    """Changes whenever the zoo's entries may change (sources, measured-accuracy data files)."""
+    import hashlib
+    from pathlib import Path
+
+    h = hashlib.sha256(",".join(ZOO_SOURCES).encode())
+    for f in sorted((Path(__file__).parent / "data").glob("*.json")):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def source_named(name: str) -> ModelSource:
     return next(s for s in SOURCES if s.name == name)
 
