@@ -135,30 +135,33 @@ def rows_to_csv(rows: list[dict]) -> str:
 
 
 def write_zoo_report(rows: list[dict], hw: HardwareSpec, out_dir, meta: dict) -> dict:
-    """results.csv, one frontier PNG per objective, and report.html in `out_dir` (atomically)."""
+    """results.csv, one frontier PNG per objective, and report.html in `out_dir` (atomically).
+
+    When the rows and notes are exactly those of the report already in `out_dir`, nothing is
+    redrawn: a repeated run is near-instant.
+    """
+    import hashlib
+    import json
     from pathlib import Path
 
-    from netfrontier.frontier import OBJECTIVES, annotate
+    from netfrontier.frontier import annotate
     from netfrontier.report import write_atomic
     from netfrontier.report.html import write_report
-    from netfrontier.report.plots import plot_frontier
+    from netfrontier.report.plots import plot_all
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows, lines = annotate(rows)
-    paths = {"csv": out / "results.csv"}
+    stable = {k: v for k, v in meta.items() if k not in ("date", "command")}
+    digest = hashlib.sha256(json.dumps([rows, stable, hw.digest], sort_keys=True,
+                                       default=str).encode()).hexdigest()
+    stamp = out / ".netfrontier-report"
+    paths = {"csv": out / "results.csv", "html": out / "report.html"}
+    if stamp.exists() and stamp.read_text() == digest and all(p.exists() for p in paths.values()):
+        return paths
     write_atomic(paths["csv"], rows_to_csv(rows))
-    images = {}
-    for obj in OBJECTIVES:
-        images[obj] = plot_frontier(rows, lines[obj], obj, out / f"frontier_{obj}.png",
-                                    title=f"top-1 vs {obj} on {hw.name}")
-    if any(r.get("measured_latency_s") for r in rows):
-        measured = [dict(r, latency_s=r["measured_latency_s"]) for r in rows
-                    if r.get("measured_latency_s")]
-        m_rows, m_lines = annotate(measured)
-        images["measured"] = plot_frontier(m_rows, m_lines["latency"], "latency",
-                                           out / "frontier_measured_latency.png",
-                                           title="top-1 vs measured latency")
+    images = plot_all(rows, lines, out)
     paths.update(images)
     paths["html"] = write_report(rows, lines, meta, out, images)
+    write_atomic(stamp, digest)
     return paths
