@@ -1,14 +1,17 @@
 """Quantization benchmark: the figures committed in benchmarks/results/quantization/.
 
-    nice -n 19 .venv/bin/python benchmarks/quantization.py [--data DIR] [--out DIR]
-        [--qat-epochs N] [--skip-lite12] [--limit N]
+    nice -n 19 .venv/bin/python benchmarks/quantization.py [--stages cost,lite,qat]
+        [--data DIR] [--out DIR] [--qat-epochs N] [--qat-wbits 4] [--limit N]
+
+Stages can run separately (CPU is scarce); each replaces its own rows in results.json and
+keeps the others', and the commands of every stage are recorded in the meta data.
 
 1. Modelled cost of torchvision architectures without offline weights (resnet50, mobilenet_v2,
    vgg16, regnet_x_8gf, efficientnet_b0) at W8/W6/W4 (A8) on both Series4 presets.
-2. EfficientNet-Lite0: FP32, PTQ W8/W6/W4, QAT W6/W4 (LSQ + distillation on the tune half),
-   mixed precision (latency on img-series4-1core, top-1 budget 1 point), ONNX QDQ export
-   with the ONNX Runtime parity check, all on the held-out half of imagenet-sample.
-3. EfficientNet-Lite1 and Lite2: FP32, PTQ W8/W6/W4.
+2. (lite) EfficientNet-Lite0/1/2: FP32, PTQ W8/W6/W4; for Lite0 also mixed precision
+   (latency on img-series4-1core, top-1 budget 1 point) and QDQ ONNX export with the ONNX
+   Runtime parity check. All top-1 on the held-out half of imagenet-sample.
+3. (qat) EfficientNet-Lite0 QAT (LSQ + distillation on the tune half) at --qat-wbits.
 
 Writes results.json / results.csv / charts / report.html (compress.study_report) and
 src/netfrontier/models/data/measured_accuracy.json (the FP32 held-out top-1 the zoo entries
@@ -39,19 +42,31 @@ HW = ("img-series4-1core", "img-series4-8core")
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--stages", default="cost,lite,qat")
     ap.add_argument("--data", default=None)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "quantization"))
-    ap.add_argument("--qat-epochs", type=int, default=2)
-    ap.add_argument("--qat-wbits", default="6,4")
+    ap.add_argument("--qat-epochs", type=int, default=4)
+    ap.add_argument("--qat-wbits", default="4")
+    ap.add_argument("--qat-lr", type=float, default=None)
+    ap.add_argument("--qat-scale-lr", type=float, default=None)
     ap.add_argument("--limit", type=int, default=None)
-    ap.add_argument("--skip-lite12", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--onnx-dir", default="/tmp/netfrontier-quant-onnx",
                     help="where the QDQ ONNX files go (not committed: parity is recorded)")
     args = ap.parse_args()
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     out = Path(args.out)
+    old = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() \
+        else {"meta": {}, "rows": []}
+    old_rows = [r for r in old["rows"] if r.get("stage") not in stages]
+    commands = {k: v for k, v in old["meta"].get("commands", {}).items() if k not in stages}
+    command = "nice -n 19 .venv/bin/python benchmarks/quantization.py " + " ".join(sys.argv[1:])
+    commands.update({s: command for s in stages})
+    logs = {k: v for k, v in old["meta"].get("logs", {}).items() if k not in stages}
+    measured_file = ROOT / "src" / "netfrontier" / "models" / "data" / "measured_accuracy.json"
+    measured = json.loads(measured_file.read_text())["models"] if measured_file.is_file() else {}
     t_all = time.time()
     log = []
 
@@ -60,16 +75,16 @@ def main() -> None:
         print(line, flush=True)
         log.append(line)
 
-    rows: list[dict] = []
-    measured: dict = {}
-    command = "nice -n 19 .venv/bin/python benchmarks/quantization.py " + " ".join(sys.argv[1:])
+    new: list[dict] = []
 
     def flush():
+        rows = sorted(old_rows + new, key=lambda r: (ORDER.index(r["stage"]),
+                                                     NETS.index(r["model"])))
         meta = {"hardware": list(HW), "dataset": next(
             (f"{r['dataset']} ({r['images']} images)" for r in rows if r.get("dataset")), None),
-            "command": command, "date": datetime.date.today().isoformat(),
-            "torch": torch.__version__, "threads": args.threads,
-            "seconds": round(time.time() - t_all), "log": log,
+            "commands": commands, "command": "; ".join(dict.fromkeys(commands.values())),
+            "date": datetime.date.today().isoformat(), "torch": torch.__version__,
+            "threads": args.threads, "logs": {**logs, **{s: log for s in stages}},
             "notes": [
                 "Top-1: measured on the held-out (odd-numbered) half of imagenet-sample; "
                 "calibration (128 images), QAT and the mixed-precision search use the "
@@ -83,39 +98,49 @@ def main() -> None:
                        "Series4 1-core (12 GB/s) and 8-core (115 GB/s)."}
         write_study(rows, out, meta)
         if measured:
-            write_atomic(ROOT / "src" / "netfrontier" / "models" / "data" /
-                         "measured_accuracy.json",
-                         json.dumps({"command": command, "date": meta["date"],
-                                     "models": measured}, indent=1))
+            write_atomic(measured_file, json.dumps({"command": commands.get("lite", command),
+                                                    "models": measured}, indent=1))
 
     base = dict(hardware=HW, data=args.data, limit=args.limit, threads=args.threads)
-    for name in COST_ONLY:
-        rows += run_study(name, StudyOptions(wbits=(8, 6, 4), cost_only=True, **base), say)
-    flush()
-    qat_bits = tuple(int(b) for b in args.qat_wbits.split(",") if b)
-    lite = ["efficientnet_lite0"] + ([] if args.skip_lite12 else
-                                     ["efficientnet_lite1", "efficientnet_lite2"])
-    for name in lite:
-        is0 = name == "efficientnet_lite0"
-        opts = StudyOptions(wbits=(8, 6, 4), qat=is0 and bool(qat_bits),
-                            qat_config=QATConfig(epochs=args.qat_epochs),
-                            mixed=is0, budget_top1_drop=1.0, objective="latency",
-                            export_onnx=args.onnx_dir if is0 else None, **base)
-        if is0 and qat_bits:
-            opts.qat_wbits = qat_bits
-        t = time.time()
-        new = run_study(name, opts, say)
-        say(f"{name}: {time.time() - t:.0f} s")
-        rows += new
-        fp = next(r for r in new if r["variant"] == "FP32")
-        measured[name] = {
-            "top1": round(fp["top1"], 2), "top1_se": round(fp["top1_se"], 2),
-            "top5": round(fp["top5"], 2), "images": fp["images"],
-            "dataset": fp["dataset"], "params": fp["params"],
-            "top1_source": f"measured: {fp['dataset']} ({fp['images']} images), FP32"}
+    if "cost" in stages:
+        for name in COST_ONLY:
+            rows = run_study(name, StudyOptions(wbits=(8, 6, 4), cost_only=True, **base), say)
+            new.extend({**r, "stage": "cost"} for r in rows)
+        flush()
+    if "lite" in stages:
+        for name in LITE:
+            is0 = name == "efficientnet_lite0"
+            opts = StudyOptions(wbits=(8, 6, 4), mixed=is0, budget_top1_drop=1.0,
+                                objective="latency", export_onnx=args.onnx_dir if is0 else None,
+                                **base)
+            t = time.time()
+            rows = run_study(name, opts, say)
+            say(f"{name}: {time.time() - t:.0f} s")
+            new.extend({**r, "stage": "lite"} for r in rows)
+            fp = next(r for r in rows if r["variant"] == "FP32")
+            measured[name] = {
+                "top1": round(fp["top1"], 2), "top1_se": round(fp["top1_se"], 2),
+                "top5": round(fp["top5"], 2), "images": fp["images"],
+                "dataset": fp["dataset"], "params": fp["params"],
+                "top1_source": f"measured: {fp['dataset']} ({fp['images']} images), FP32"}
+            flush()
+    if "qat" in stages:
+        bits = tuple(int(b) for b in args.qat_wbits.split(",") if b)
+        kw = {k: v for k, v in (("lr", args.qat_lr), ("scale_lr", args.qat_scale_lr))
+              if v is not None}
+        opts = StudyOptions(wbits=bits, qat=True, qat_wbits=bits,
+                            qat_config=QATConfig(epochs=args.qat_epochs, **kw),
+                            export_onnx=args.onnx_dir, **base)
+        rows = run_study("efficientnet_lite0", opts, say)
+        new.extend({**r, "stage": "qat"} for r in rows if r["method"].startswith("QAT"))
         flush()
     say("done")
     flush()
+
+
+ORDER = ["cost", "lite", "qat"]
+LITE = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
+NETS = list(COST_ONLY) + LITE
 
 
 if __name__ == "__main__":

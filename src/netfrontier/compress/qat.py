@@ -51,10 +51,12 @@ def distillation_loss(student_logits, teacher_logits, temperature: float = 1.0):
 
 
 def qat(qmodel: torch.nn.Module, teacher: torch.nn.Module, images, config: QATConfig = QATConfig(),
-        progress: Callable[[dict], None] | None = None) -> torch.nn.Module:
+        progress: Callable[[dict], None] | None = None,
+        on_epoch: Callable[[torch.nn.Module, int], dict | None] | None = None) -> torch.nn.Module:
     """Fine-tune a copy of `qmodel` on `images` (a measure.accuracy.LabelledImages; labels are
     not used) by distillation from `teacher`. Returns the trained copy; `model.qat_log` lists
-    the mean loss per epoch."""
+    the mean loss per epoch. `on_epoch(model, epoch)` may evaluate the model in training
+    (its quantizers in LSQ mode compute the same values); what it returns joins the log."""
     if config.threads:
         torch.set_num_threads(config.threads)
     model = copy.deepcopy(qmodel).eval()  # eval: dropout and drop-connect off, BN already folded
@@ -81,6 +83,16 @@ def qat(qmodel: torch.nn.Module, teacher: torch.nn.Module, images, config: QATCo
     opt = torch.optim.Adam(groups)
     gen = torch.Generator().manual_seed(config.seed)
     n = len(images)
+    # the teacher's logits for every image and its mirror image, once: the only augmentation
+    # is the flip, so this is exact and saves a teacher pass per step
+    cached = {}
+    with torch.no_grad():
+        for flip in ((False, True) if config.flip else (False,)):
+            outs = []
+            for s in range(0, n, 50):
+                x = images.preprocess.normalize(images.images[s:s + 50])
+                outs.append(teacher(x.flip(3) if flip else x))
+            cached[flip] = torch.cat(outs)
     steps_per_epoch = math.ceil(n / config.batch_size)
     total = steps_per_epoch * config.epochs
     base = [g["lr"] for g in opt.param_groups]
@@ -92,11 +104,11 @@ def qat(qmodel: torch.nn.Module, teacher: torch.nn.Module, images, config: QATCo
         for s in range(0, n, config.batch_size):
             idx = perm[s:s + config.batch_size]
             x = images.preprocess.normalize(images.images[idx])
+            target = cached[False][idx]
             if config.flip:
                 flip = torch.rand(len(idx), generator=gen) < 0.5
                 x = torch.where(flip[:, None, None, None], x.flip(3), x)
-            with torch.no_grad():
-                target = teacher(x)
+                target = torch.where(flip[:, None], cached[True][idx], target)
             for g, lr in zip(opt.param_groups, base):
                 g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / total))
             loss = distillation_loss(model(x), target, config.temperature)
@@ -110,6 +122,9 @@ def qat(qmodel: torch.nn.Module, teacher: torch.nn.Module, images, config: QATCo
             step += 1
         log.append({"epoch": epoch + 1, "loss": sum(losses) / len(losses),
                     "seconds": time.time() - t0})
+        if on_epoch:
+            with torch.no_grad():
+                log[-1].update(on_epoch(model, epoch + 1) or {})
         if progress:
             progress(log[-1])
     for p in model.parameters():
