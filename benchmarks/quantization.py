@@ -78,6 +78,17 @@ def main() -> None:
     new: list[dict] = []
 
     def flush():
+        # re-read: another stage may run at the same time and have written its rows
+        if (out / "results.json").is_file():
+            disk = json.loads((out / "results.json").read_text())
+            old_rows[:] = [r for r in disk["rows"] if r.get("stage") not in stages]
+            commands.update({k: v for k, v in disk["meta"].get("commands", {}).items()
+                             if k not in stages})
+            logs.update({k: v for k, v in disk["meta"].get("logs", {}).items()
+                         if k not in stages})
+            if measured_file.is_file():
+                for k, v in json.loads(measured_file.read_text())["models"].items():
+                    measured.setdefault(k, v)
         rows = sorted(old_rows + new, key=lambda r: (ORDER.index(r["stage"]),
                                                      NETS.index(r["model"])))
         meta = {"hardware": list(HW), "dataset": next(

@@ -121,6 +121,8 @@ def quantize(
 def _print_table(rows: list[dict], hardware: list[str]) -> None:
     from rich.table import Table
 
+    from netfrontier.compress.study_report import improvement_text
+
     t = Table(title="Quantized variants: top-1 and improvement over 8-bit weights "
                     "(× latency / DRAM / energy)")
     for col in ("model", "variant", "method", "top-1 %", "drop (paired SE)", *hardware):
@@ -132,8 +134,7 @@ def _print_table(rows: list[dict], hardware: list[str]) -> None:
         cells = []
         for hw in hardware:
             c = (r.get("cost") or {}).get(hw)
-            cells.append(f"{c['improvement_latency']:.2f} / {c['improvement_dram']:.2f} / "
-                         f"{c['improvement_energy']:.2f}" if c else "(not on the NPU)")
+            cells.append(improvement_text(c) if c else "(not on the NPU)")
         t.add_row(r["model"], r["variant"], r["method"], top1, drop, *cells)
     console.print(t)
 

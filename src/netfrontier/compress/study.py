@@ -33,7 +33,7 @@ class StudyOptions:
     mixed: bool = False
     budget_top1_drop: float = 1.0
     objective: str = "latency"
-    mixed_select_images: int | None = 150
+    mixed_select_images: int | None = 100
     export_onnx: str | None = None  # directory for QDQ ONNX files
     threads: int | None = None
     cost_only: bool = False
@@ -200,7 +200,7 @@ def run_study(model_name: str, opts: StudyOptions,
         t = time.time()
         base_q = quantize(pre.model, QuantConfig(wbits=8, abits=opts.abits), calib)
         low = tuple(b for b in opts.wbits if b < 8) or (6, 4)
-        qm, res = search(pre.model, base_q, tune, calib, graph, specs[0],
+        qm, res = search(pre.model, base_q, tune, calib[:2], graph, specs[0],
                          budget_top1_drop=opts.budget_top1_drop, objective=opts.objective,
                          bits=low, select_images=opts.mixed_select_images,
                          progress=lambda s: say(f"  mixed: {s}") if "allocation" in s else None)
@@ -229,8 +229,23 @@ def _maybe_export(opts, model_name, tag, qmodel, test, row) -> None:
     row["onnx"] = {"file": path.name, **onnx_parity(qmodel, path, x)}
 
 
-def _relative(rows: list[dict], opts: StudyOptions) -> list[dict]:
+def _relative(rows: list[dict], opts: StudyOptions | None = None) -> list[dict]:
     """Add improvement_<metric> (× over the uniform 8-bit variant) per preset."""
+    return relative_improvements(rows)
+
+
+def relative_improvements(rows: list[dict]) -> list[dict]:
+    """Set improvement_<metric> on every costed row: the cost of the same model's uniform
+    8-bit variant divided by the row's (None when the model has no 8-bit row)."""
+    by_model: dict[str, list[dict]] = {}
+    for r in rows:
+        by_model.setdefault(r["model"], []).append(r)
+    for group in by_model.values():
+        _relative_one(group)
+    return rows
+
+
+def _relative_one(rows: list[dict]) -> None:
     base = next((r for r in rows if r.get("wbits") == 8 and r.get("cost")), None)
     for r in rows:
         if not r.get("cost"):
@@ -239,4 +254,3 @@ def _relative(rows: list[dict], opts: StudyOptions) -> list[dict]:
             for m, col in METRICS.items():
                 c[f"improvement_{m}"] = (base["cost"][hw][col] / c[col]
                                          if base and c[col] > 0 else None)
-    return rows

@@ -14,7 +14,7 @@ import io
 import json
 from pathlib import Path
 
-from netfrontier.compress.study import METRICS
+from netfrontier.compress.study import METRICS, relative_improvements
 
 _TITLES = {"latency": "seconds per inference", "dram": "DRAM bytes per inference",
            "energy": "energy per inference"}
@@ -79,6 +79,12 @@ def frontier_rows(rows: list[dict], hw: str) -> list[dict]:
     return out
 
 
+def improvement_text(c: dict) -> str:
+    """'1.23 / 1.45 / 1.30' (× latency / DRAM / energy), '–' where there is no 8-bit base."""
+    vals = [c.get(f"improvement_{m}") for m in METRICS]
+    return " / ".join("–" if v is None else f"{v:.2f}" for v in vals)
+
+
 def _png(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
@@ -99,6 +105,7 @@ def write_study(rows: list[dict], out_dir, meta: dict) -> dict[str, Path]:
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    rows = relative_improvements(rows)  # rows may come from separate runs
     hardware = list(meta.get("hardware") or [])
     paths: dict[str, Path] = {}
     paths["json"] = write_atomic(out / "results.json", json.dumps(
@@ -155,8 +162,7 @@ def _html(rows, meta, hardware, images) -> str:
             if c:
                 cells += [f"{c['latency_s'] * 1e3:.3f} ms", f"{c['dram_bytes'] / 1e6:.2f} MB",
                           f"{c['energy_j'] * 1e3:.3f} mJ",
-                          f"{c['improvement_latency']:.2f} / {c['improvement_dram']:.2f} / "
-                          f"{c['improvement_energy']:.2f}"]
+                          improvement_text(c)]
             else:
                 cells += ["–"] * 4
         body.append("<tr>" + "".join(f"<td>{x}</td>" for x in cells) + "</tr>")
