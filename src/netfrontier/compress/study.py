@@ -129,7 +129,7 @@ def run_study(model_name: str, opts: StudyOptions,
                      images=acc.n, dataset=acc.dataset)
             if fp is not None and acc is not fp:
                 d, se = paired_difference(fp, acc)
-                r.update(top1_drop=-d, top1_drop_se=se)
+                r.update(top1_drop=round(-d, 9) + 0.0, top1_drop_se=se)
             elif fp is not None:
                 r.update(top1_drop=0.0, top1_drop_se=0.0)
         else:

@@ -141,7 +141,58 @@ def write_study(rows: list[dict], out_dir, meta: dict) -> dict[str, Path]:
     for cap, p in images:
         paths[p.stem] = p
     paths["html"] = write_atomic(out / "report.html", _html(rows, meta, hardware, images))
+    paths["md"] = write_atomic(out / "summary.md", markdown_summary(rows, meta, hardware))
     return paths
+
+
+def markdown_summary(rows: list[dict], meta: dict, hardware: list[str]) -> str:
+    """The figures as Markdown tables (generated, never typed in)."""
+    lines = ["# Quantization results", "", str(meta.get("summary", "")), ""]
+    acc = [r for r in rows if r.get("top1") is not None]
+    if acc:
+        lines += ["## Accuracy (same held-out images for every variant of a network)", "",
+                  "| network | variant | method | top-1 % (± SE) | drop vs FP32 (± paired SE) "
+                  "| top-5 % | images |", "|---|---|---|---|---|---|---|"]
+        for r in acc:
+            drop = "" if r.get("top1_drop") is None else \
+                f"{r['top1_drop']:.2f} ± {r.get('top1_drop_se', 0):.2f}"
+            lines.append(f"| {r['arch']} | {r['variant']} | {r['method']} | {r['top1']:.2f} ± "
+                         f"{r['top1_se']:.2f} | {drop} | {r['top5']:.2f} | {r['images']} |")
+        lines.append("")
+    for hw in hardware:
+        lines += [f"## Modelled cost per inference on {hw}", "",
+                  "| network | variant | method | latency ms | DRAM MB | energy mJ "
+                  "| × latency / DRAM / energy vs 8-bit |", "|---|---|---|---|---|---|---|"]
+        for r in rows:
+            c = (r.get("cost") or {}).get(hw)
+            if c:
+                lines.append(f"| {r['arch']} | {r['variant']} | {r['method']} | "
+                             f"{c['latency_s'] * 1e3:.4g} | {c['dram_bytes'] / 1e6:.4g} | "
+                             f"{c['energy_j'] * 1e3:.4g} | {improvement_text(c)} |")
+        lines.append("")
+    par = [r for r in rows if isinstance(r.get("onnx"), dict) and "file" in r["onnx"]]
+    if par:
+        lines += ["## QDQ ONNX export: ONNX Runtime vs the PyTorch simulation", "",
+                  "| network | variant | method | images | argmax agreement | max abs diff "
+                  "| max diff / max logit |", "|---|---|---|---|---|---|---|"]
+        for r in par:
+            o = r["onnx"]
+            lines.append(f"| {r['arch']} | {r['variant']} | {r['method']} | {o['images']} | "
+                         f"{o['argmax_agreement']:.3f} | {o['max_abs_diff']:.3g} | "
+                         f"{o['rel_max_diff']:.3g} |")
+        lines.append("")
+    mixed = [r for r in rows if r.get("mixed")]
+    for r in mixed:
+        m = r["mixed"]
+        lines += [f"## Mixed precision, {r['arch']}", "",
+                  f"Objective {m['objective']} on {m['hardware']}, budget "
+                  f"{m['budget_top1_drop']} points of top-1 (measured on the tuning images: "
+                  f"{m['tune_top1_drop']}); layers per weight depth: {m['layers_per_bits']}.", ""]
+    notes = meta.get("notes") or []
+    lines += [f"- {n}" for n in notes]
+    cmds = meta.get("commands") or {"all": meta.get("command", "")}
+    lines += ["", "Commands:", ""] + [f"- {k}: `{v}`" for k, v in cmds.items()] + [""]
+    return "\n".join(lines)
 
 
 def _html(rows, meta, hardware, images) -> str:
