@@ -123,7 +123,7 @@ class AnalyticalCostModel(CostModel):
         memory = dram / hw.dram_bytes_per_s
 
         cal = hw.calibration
-        if cal.efficiency or cal.overhead_s:
+        if (cal.efficiency or cal.overhead_s) and not cal.device_s:
             compute, memory, overhead = _apply_calibration(
                 hw, t, compute, memory, overhead, rate, act_in_all + t_bytes + w)
 
@@ -135,6 +135,10 @@ class AnalyticalCostModel(CostModel):
         latency = np.where(unsupported, fb_s, device_s)
         bound_idx = np.where(unsupported, 3, np.where(overhead >= busy, 2,
                                                       np.where(memory > compute, 1, 0)))
+        if cal.device_s:  # a measured GPU runtime: per-op host issue and kernel times
+            from netfrontier.cost.gpu_runtime import runtime_rows
+
+            memory, compute, latency, bound_idx = runtime_rows(graph, hw)
 
         e = hw.energy
         sram = act_in_all + t_bytes + w

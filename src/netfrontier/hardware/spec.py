@@ -54,6 +54,18 @@ class Calibration:
     overhead_s: dict = field(default_factory=dict)
     fixed_s: float = 0.0  # once per inference call (graph launch, Python entry)
     provenance: str = ""
+    # The GPU-runtime model (cost/gpu_runtime.py); empty for analytical presets.
+    # `device_s[cls]`: (log10 roofline seconds, log10 kernel seconds) knots per op class;
+    # `host_s[cls]`: host seconds to issue one op (eager); `host_view_s`: per metadata-only op;
+    # `floor_s`: shortest possible call; `runtime`: "eager" (host issue pipelined with kernels)
+    # or "graph" (one launch replays every kernel). The roofline time on the curves' abscissa
+    # uses the profile's own measured peak (macs_per_cycle) and bandwidth (dram_bytes_per_s).
+    device_s: dict = field(default_factory=dict)
+    host_s: dict = field(default_factory=dict)
+    host_view_s: float = 0.0
+    floor_s: float = 0.0
+    runtime: str = ""
+    below: str = "flat"  # below the first knot: "flat" (a floor) or "proportional"
 
 
 @dataclass(frozen=True)
@@ -231,14 +243,32 @@ def spec_from_dict(d: dict, path: str = "<dict>") -> HardwareSpec:
     if missing_e:
         raise _fail(path, f"no energy.pj_per_mac for precision '{missing_e[0]}'")
     cal = vals.get("calibration", {})
-    unknown_cal = set(cal) - {"efficiency", "overhead_s", "fixed_s", "provenance"}
+    unknown_cal = set(cal) - {"efficiency", "overhead_s", "fixed_s", "provenance", "device_s",
+                              "host_s", "host_view_s", "floor_s", "runtime", "below"}
     if unknown_cal:
         raise _fail(path, f"unknown key 'calibration.{sorted(unknown_cal)[0]}'")
     calibration = Calibration(efficiency=cal.get("efficiency", {}),
                               overhead_s=cal.get("overhead_s", {}),
                               fixed_s=_number(path, "calibration.fixed_s",
                                               cal.get("fixed_s", 0.0), float),
-                              provenance=str(cal.get("provenance", "")))
+                              provenance=str(cal.get("provenance", "")),
+                              device_s=cal.get("device_s", {}), host_s=cal.get("host_s", {}),
+                              host_view_s=_number(path, "calibration.host_view_s",
+                                                  cal.get("host_view_s", 0.0), float),
+                              floor_s=_number(path, "calibration.floor_s",
+                                              cal.get("floor_s", 0.0), float),
+                              runtime=str(cal.get("runtime", "")),
+                              below=str(cal.get("below", "flat")))
+    if calibration.device_s:
+        if calibration.runtime not in ("eager", "graph"):
+            raise _fail(path, "'calibration.runtime' must be eager or graph")
+        if calibration.below not in ("flat", "proportional"):
+            raise _fail(path, "'calibration.below' must be flat or proportional")
+        for cls, knots in calibration.device_s.items():
+            xs = [k[0] for k in knots] if all(len(k) == 2 for k in knots) else []
+            if not xs or any(b <= a for a, b in zip(xs, xs[1:])):
+                raise _fail(path, f"'calibration.device_s.{cls}' must be [x, y] knots with "
+                                  "increasing x")
     for k in list(calibration.efficiency) + list(calibration.overhead_s):
         if k not in OP_KINDS:
             raise _fail(path, f"unknown operator kind '{k}' in calibration")

@@ -2,10 +2,12 @@
 
 1. `run_suite` times every micro-benchmark case on the device and keeps, per case, its captured
    graph: the raw data a profile is fitted from (and committed beside it).
-2. `fit_profile` derives, per operator kind, the fixed overhead per op and the efficiency
-   (fraction of the measured peak, or of the measured bandwidth for non-MAC kinds) as a
-   piecewise-linear function of log10(work), from binned medians. The peak MAC rate and the
-   bandwidth are themselves measured (largest matmul, largest copy), never taken from a datasheet.
+2. `fit_profile` measures the peak MAC rate and the bandwidth (largest matmul, largest copy),
+   never taken from a datasheet. On a GPU whose records hold the repeated-op cases it then fits
+   the GPU-runtime model (measure/fit_runtime.py: host time per op, kernel-time curves, per-call
+   costs). Otherwise (CPU, or older records) it derives, per operator kind, the fixed overhead
+   per op and the efficiency (fraction of the measured peak, or of the measured bandwidth for
+   non-MAC kinds) as a piecewise-linear function of log10(work), from binned medians.
 The zoo is never used here: it is the held-out test (`validate`).
 """
 from __future__ import annotations
@@ -17,9 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from netfrontier.graph.types import MAC_KINDS, OP_KINDS, OpGraph
 from netfrontier.hardware.spec import spec_from_dict
+from netfrontier.measure.fit_runtime import REPEAT_PREFIX, fit_runtime
 
 BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
 CACHE_SPEEDUP = 50.0  # non-MAC kinds may beat DRAM bandwidth by this much when cache-resident
@@ -137,7 +141,7 @@ def _knots(points: list[tuple[float, float]], cap: float, per_bin: int = 4) -> l
 def _fit_fixed(records: list[dict]) -> float:
     """Per-call cost: the intercept of time against chain length over the chain cases."""
     pts = [(int(r["case"].split("_")[0][5:]), r["median_s"]) for r in records
-           if r["kind"] == "chain"]
+           if r["kind"] == "chain" and r["case"].startswith("chain")]
     if len(pts) < 2:
         return 0.0
     k, t = np.array(pts, float).T
@@ -171,6 +175,15 @@ def fit_profile(records: list[dict], name: str, onchip_bytes: float) -> dict:
     bandwidth = max(f[3] / f[0]["min_s"] for f in big)
     fixed = _fit_fixed(ok)
     spec_dict = _base_spec(name, device, kind, dtype, peak, bandwidth, onchip_bytes, runtime)
+    if kind == "gpu" and any(r["case"].startswith(REPEAT_PREFIX) for r in ok):
+        cal = fit_runtime(ok, runtime, peak, bandwidth, BYTES[dtype])
+        spec_dict["sources"]["op_overhead_s"] = "unused: see calibration.host_s and device_s"
+        spec_dict["calibration"] = {
+            "provenance": f"{len(ok)} micro-benchmarks on {device}, {runtime}, {dtype}, batches "
+                          f"{sorted({r['batch'] for r in ok})}; GPU-runtime model "
+                          "(netfrontier.cost.gpu_runtime)", **cal}
+        spec_from_dict(spec_dict, name)  # validate before anyone writes it
+        return spec_dict
     spec = spec_from_dict(spec_dict, name)
     add_mode = spec.overhead_mode == "add"
     efficiency, overhead = {}, {}
@@ -210,10 +223,20 @@ def fit_profile(records: list[dict], name: str, onchip_bytes: float) -> dict:
     return spec_dict
 
 
+class _Dumper(yaml.SafeDumper):
+    """Safe YAML with short lists of numbers (curve knots) on one line."""
+
+
+def _flow_numbers(dumper, data):
+    flow = len(data) <= 4 and all(isinstance(v, (int, float)) for v in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow or None)
+
+
+_Dumper.add_representer(list, _flow_numbers)
+
+
 def write_profile(spec_dict: dict, records: list[dict], out_dir: str | Path) -> tuple[Path, Path]:
     """`<name>.yaml` and `<name>.calibration.jsonl` in out_dir, each written atomically."""
-    import yaml
-
     from netfrontier.report import write_atomic
 
     out = Path(out_dir)
@@ -224,7 +247,8 @@ def write_profile(spec_dict: dict, records: list[dict], out_dir: str | Path) -> 
     yaml_path = out / f"{name}.yaml"
     raw_path = out / f"{name}.calibration.jsonl"
     write_atomic(raw_path, "".join(json.dumps(r) + "\n" for r in records))
-    write_atomic(yaml_path, header + yaml.safe_dump(spec_dict, sort_keys=False, width=100))
+    write_atomic(yaml_path, header + yaml.dump(spec_dict, Dumper=_Dumper, sort_keys=False,
+                                               width=100))
     return yaml_path, raw_path
 
 

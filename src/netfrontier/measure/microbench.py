@@ -3,6 +3,13 @@
 Each case is a tiny module and an input shape. The case is captured with the same capture as a
 whole network, so its rows carry exactly the kinds and loop dimensions the cost model will see;
 then it is timed on the device. Only these cases are used to fit a profile, never the zoo.
+
+A single small op cannot be timed on its own: one call costs the runtime's fixed per-call time
+(about 15 µs for a CUDA-graph launch, more in eager PyTorch), which hides a kernel of a few µs.
+So every single-op case also runs as `rep16_…`: the same op 16 times in one call (on the same
+input, bias-free convolutions as networks use them). The extra time per repeat is the op's own
+cost: its kernel time under CUDA graphs, its host or kernel time (whichever is longer) in eager
+mode. `viewchain…` and `modchain…` time metadata-only ops and module calls in the same way.
 """
 from __future__ import annotations
 
@@ -47,6 +54,38 @@ class _Attention(nn.Module):
 class _BatchedMatmul(nn.Module):
     def forward(self, x):  # (B, H, L, E) x (B, H, E, L)
         return x @ x.transpose(-1, -2)
+
+
+class _Repeat(nn.Module):
+    """The same op `times` times on the same input; the output of the last call is returned."""
+
+    def __init__(self, inner: nn.Module, times: int):
+        super().__init__()
+        self.inner = inner
+        self.times = times
+
+    def forward(self, x):
+        for _ in range(self.times):
+            y = self.inner(x)
+        return y
+
+
+class _ViewChain(nn.Module):
+    def __init__(self, length: int):
+        super().__init__()
+        self.length = length
+
+    def forward(self, x):
+        for _ in range(self.length):
+            x = x.transpose(-1, -2)
+        return x + 0.0  # one kernel, so the call has an output
+
+
+class _Broadcast(nn.Module):
+    """x * s with s of shape (B, C, 1, 1): the scaling of a squeeze-and-excitation block."""
+
+    def forward(self, x):
+        return x * x[:, :, :1, :1]
 
 
 def _conv_cases(batch: int) -> list[Case]:
@@ -145,8 +184,115 @@ def _chain_cases(batch: int) -> list[Case]:
             for k in (1, 2, 4, 8, 16, 32, 64)]
 
 
-def suite(batches: tuple[int, ...] = (1,), quick: bool = False) -> list[Case]:
-    """All calibration cases for the given batch sizes; `quick` keeps every third (for tests)."""
+def _extra_cases(batch: int) -> list[Case]:
+    """Kinds networks use that the cases above lack: pooling, padding, rolls, norms, broadcasts."""
+    cases = []
+    for ch, hw in [(64, 56), (192, 28), (768, 17), (256, 8)]:
+        cases.append(Case(f"avgpool3x3_{ch}@{hw}_b{batch}", "avgpool",
+                          nn.AvgPool2d(3, 1, 1), (batch, ch, hw, hw)))
+        cases.append(Case(f"avgpool2x2_{ch}@{hw}_b{batch}", "avgpool", nn.AvgPool2d(2, 2),
+                          (batch, ch, hw, hw)))
+        cases.append(Case(f"semul_{ch}@{hw}_b{batch}", "mul", _Broadcast(), (batch, ch, hw, hw)))
+        cases.append(Case(f"hardsigmoid_{ch}@{hw}_b{batch}", "hardsigmoid",
+                          _Fn(F.hardsigmoid), (batch, ch, hw, hw)))
+        cases.append(Case(f"pad_{ch}@{hw}_b{batch}", "pad", _Fn(lambda x: F.pad(x, (0, 1, 0, 1))),
+                          (batch, ch, hw, hw)))
+    for tokens, dim in [(3136, 96), (784, 192), (196, 384), (49, 768)]:
+        side = int(tokens ** 0.5)
+        cases.append(Case(f"roll_{side}x{side}x{dim}_b{batch}", "copy",
+                          _Fn(lambda x: torch.roll(x, (-3, -3), (1, 2))),
+                          (batch, side, side, dim)))
+        cases.append(Case(f"normalize_{tokens}x{dim}_b{batch}", "reduce",
+                          _Fn(lambda x: F.normalize(x, dim=-1)), (batch, tokens, dim)))
+    return cases
+
+
+def _grouped_sweep(batch: int) -> list[Case]:
+    """Grouped 3×3 convs over the group widths RegNet and ResNeXt use (8 to 264 channels per
+    group), at stage-like sizes and with stride 2: cuDNN switches kernels with the width."""
+    cases = []
+    for cpg, groups in [(8, 13), (16, 10), (24, 14), (32, 32), (48, 9), (56, 8), (64, 32),
+                        (112, 11), (120, 6), (168, 8), (232, 6), (264, 4)]:
+        ch = cpg * groups
+        for hw, stride in [(28, 1), (14, 1), (56, 2)]:
+            if ch >= 2048 and hw == 56:
+                hw = 28
+            cases.append(Case(f"gsweep3x3_s{stride}_{ch}g{groups}@{hw}_b{batch}", "grouped_conv",
+                              nn.Conv2d(ch, ch, 3, stride, 1, groups=groups, bias=False),
+                              (batch, ch, hw, hw)))
+    return cases
+
+
+class _Block(nn.Module):
+    """A few different ops in a row, as in a network's block (host cost of a mixed sequence)."""
+
+    def __init__(self, kind: str, ch: int):
+        super().__init__()
+        self.kind = kind
+        if kind == "resnet":
+            self.body = nn.Sequential(nn.Conv2d(ch, ch, 3, 1, 1, bias=False), nn.BatchNorm2d(ch),
+                                      nn.ReLU(inplace=True), nn.Conv2d(ch, ch, 3, 1, 1, bias=False),
+                                      nn.BatchNorm2d(ch))
+        elif kind == "mbconv":
+            e = ch * 6
+            self.body = nn.Sequential(nn.Conv2d(ch, e, 1, bias=False), nn.BatchNorm2d(e),
+                                      nn.ReLU6(inplace=True),
+                                      nn.Conv2d(e, e, 3, 1, 1, groups=e, bias=False),
+                                      nn.BatchNorm2d(e), nn.ReLU6(inplace=True),
+                                      nn.Conv2d(e, ch, 1, bias=False), nn.BatchNorm2d(ch))
+        else:  # "mlp": a transformer MLP with its norm
+            self.body = nn.Sequential(nn.LayerNorm(ch), nn.Linear(ch, 4 * ch), nn.GELU(),
+                                      nn.Linear(4 * ch, ch))
+
+    def forward(self, x):
+        y = self.body(x) + x
+        return y.relu_() if self.kind == "resnet" else y
+
+
+def _block_cases(batch: int) -> list[Case]:
+    """Four blocks of a kind in one call: their time against the per-op figures."""
+    cases = []
+    for kind, ch, shape in [("resnet", 64, (batch, 64, 56, 56)), ("resnet", 256, (batch, 256, 14, 14)),
+                            ("mbconv", 24, (batch, 24, 56, 56)), ("mbconv", 80, (batch, 80, 14, 14)),
+                            ("mlp", 384, (batch, 196, 384)), ("mlp", 768, (batch, 49, 768))]:
+        cases.append(Case(f"block4_{kind}_{ch}_b{batch}", "block",
+                          nn.Sequential(*[_Block(kind, ch) for _ in range(4)]), shape))
+    return cases
+
+
+def _repeated(cases: list[Case], times: int = 16) -> list[Case]:
+    """Each single-op case repeated `times` times in one call (convolutions without bias)."""
+    out = []
+    for c in cases:
+        m = c.module
+        if isinstance(m, nn.Conv2d):
+            m = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
+                          groups=m.groups, bias=False)
+        out.append(Case(f"rep{times}_{c.name}", c.kind, _Repeat(m, times), c.shape))
+    return out
+
+
+def _overhead_cases(batch: int) -> list[Case]:
+    """Metadata-only ops and module calls: host time in eager mode, nothing on the device."""
+    return [Case(f"viewchain{k}_b{batch}", "view", _ViewChain(k), (batch, 16, 8, 8))
+            for k in (1, 16, 64)] + \
+        [Case(f"modchain{k}_b{batch}", "chain", nn.Sequential(*[nn.ReLU() for _ in range(k)]),
+              (batch, 16, 8, 8)) for k in (16, 64)]
+
+
+def suite(batches: tuple[int, ...] = (1,), quick: bool = False,
+          repeated: bool = True) -> list[Case]:
+    """All calibration cases for the given batch sizes; `quick` keeps every third (for tests).
+
+    `repeated=False` leaves out the repeated-op and overhead cases (the suite as first run).
+    """
     cases = [c for b in batches
              for c in _chain_cases(b) + _conv_cases(b) + _matmul_cases(b) + _vector_cases(b)]
+    if repeated:
+        cases += [c for b in batches for c in _extra_cases(b)]
+        cases += [c for b in batches for c in _overhead_cases(b) +
+                  _repeated(_conv_cases(b) + _matmul_cases(b) + _vector_cases(b) +
+                            _extra_cases(b))]
+        cases += [c for b in batches for c in _grouped_sweep(b) + _repeated(_grouped_sweep(b)) +
+                  _block_cases(b)]
     return cases[::3] if quick else cases

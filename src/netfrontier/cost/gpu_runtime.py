@@ -1,0 +1,212 @@
+"""Latency of a network under a measured GPU runtime (PyTorch eager, or CUDA-graph replay).
+
+A calibrated GPU profile does not model the chip; it models what the runtime does, op by op,
+with figures fitted from micro-benchmarks (measure/calibrate.py):
+
+kernels  every executed ATen op launches its kernel(s); a convolution with a bias adds one
+         element-wise kernel (PyTorch adds the bias after cuDNN), and ops whose inputs are all
+         weights or constants (folded to `view` by the capture, e.g. Swin's attention masks and
+         relative-position tables) still run, as small element-wise kernels. Metadata-only
+         ops (view, permute, slicing) launch nothing.
+device   a kernel's time is a per-class curve of its roofline time,
+         t_ideal = max(MACs / peak, bytes / bandwidth): knots (log10 t_ideal, log10 seconds),
+         interpolated linearly in log-log, proportional (slope 1) beyond the last knot and
+         `below` the first. The curve carries launch floors, tile waves and cache effects.
+host     eager mode spends host time on every op (`host_s` per class, `host_view_s` per
+         metadata-only op) and issues kernels asynchronously, so the device starts op i once
+         it is issued and the previous kernel is done: finish_i = max(finish_(i-1), issue_i)
+         + device_i. The call costs `fixed_s` more (Python entry, first launch latency).
+graph    a CUDA graph launches every kernel at once: latency = fixed_s + sum of kernel times,
+         and never less than `floor_s` (the host time of the launch itself).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from netfrontier.graph.aten_kinds import VIEW_OPS, kind_of
+from netfrontier.graph.types import MAC_KINDS, OpGraph
+from netfrontier.hardware.spec import HardwareSpec
+
+# ATen ops that allocate or alias but launch no kernel (everything else on the GPU does).
+NO_KERNEL_OPS = VIEW_OPS | {"empty", "empty_like", "empty_strided", "new_empty", "lift_fresh"}
+CONV_KINDS = ("conv", "depthwise_conv", "grouped_conv")
+
+
+def op_class(kind: str, op: str, channels_per_group: int = 0) -> str:
+    """The calibration class of an executed op: its kind, with batched matmuls apart and
+    grouped convolutions by group width ("grouped_conv24"): cuDNN picks different kernels, and
+    in eager mode sometimes a host loop over the groups, depending on the width."""
+    if kind == "matmul" and op in ("bmm", "baddbmm"):
+        return "bmm"
+    if kind == "grouped_conv" and channels_per_group:
+        return f"grouped_conv{channels_per_group}"
+    return kind
+
+
+def _nearest_width(table: dict, cls: str) -> str | None:
+    """The fitted grouped-conv width class nearest (in log2) to `cls`'s width."""
+    width = int(cls[len("grouped_conv"):])
+    fitted = [int(k[len("grouped_conv"):]) for k in table
+              if k.startswith("grouped_conv") and k[len("grouped_conv"):].isdigit()]
+    if not fitted:
+        return None
+    best = min(fitted, key=lambda w: (abs(np.log2(w / width)), w))
+    return f"grouped_conv{best}"
+
+
+def lookup(table: dict, cls: str):
+    """The entry for a class, else the nearest width's (grouped convs), else its kind's, else
+    the pooled element-wise (or the convolution) one; host times fall back to `add`'s."""
+    keys = [cls]
+    if cls.startswith("grouped_conv") and cls != "grouped_conv":
+        keys += [_nearest_width(table, cls), "grouped_conv"]
+    keys += ["matmul" if cls == "bmm" else cls, "conv" if cls.rstrip("0123456789") in MAC_KINDS
+             or cls == "bmm" else "elementwise", "add"]
+    for key in keys:
+        if key in table:
+            return table[key]
+    return None
+
+
+def op_features(graph: OpGraph, elem_bytes: float) -> dict:
+    """Per LayerTable('none') row: class, MACs, bytes, and the extra work PyTorch does with it.
+
+    Views and folded ops before a row (in execution order) are charged to that row:
+    `views` counts metadata-only dispatches, `extra` lists (class, bytes) of extra kernels (a
+    conv's bias add, folded constant computations). Rows the runtime does not run (see
+    `_native_mha_skips`) get class "skip": one dispatch, no kernel.
+    """
+    cls, macs, nbytes, views, extra = [], [], [], [], []
+    pending = {"views": 0, "extra": []}
+
+    def close_row(c: str, m: float, b: float) -> None:
+        cls.append(c)
+        macs.append(m)
+        nbytes.append(b)
+        views.append(pending["views"])
+        extra.append(pending["extra"])
+        pending.update(views=0, extra=[])
+
+    skipped = _native_mha_skips(graph)
+    for i, n in enumerate(graph.nodes):
+        op = n.target.rsplit(".", 1)[-1]
+        if i in skipped:
+            pending["views"] += 1
+            close_row("skip", 0, 0.0)
+        elif n.kind != "view":
+            if n.kind in CONV_KINDS and len(n.weight_shapes) >= 2:
+                pending["extra"].append(("add", 2 * n.output_elems * elem_bytes))
+            close_row(op_class(n.kind, op, n.dims[2]), n.macs,
+                      (n.input_elems + n.output_elems + n.weight_elems) * elem_bytes)
+        elif op in NO_KERNEL_OPS:
+            pending["views"] += 1
+        else:  # folded (all inputs constant) but still computed at every call
+            k = kind_of(op)
+            pending["extra"].append(("add" if k in MAC_KINDS or k == "view" else k,
+                                     2 * n.output_elems * elem_bytes))
+    if cls:
+        views[-1] += pending["views"]
+        extra[-1] = extra[-1] + pending["extra"]
+    return {"cls": cls, "macs": np.array(macs, float), "bytes": np.array(nbytes, float),
+            "views": np.array(views, float), "extra": extra}
+
+
+def _native_mha_skips(graph: OpGraph) -> set[int]:
+    """Nodes nn.MultiheadAttention's inference fast path does not run.
+
+    The capture runs on meta tensors, where nn.MultiheadAttention takes its slow path
+    (F.multi_head_attention_forward: copies of the transposed input and of the split q/k/v, and
+    the qkv bias as a separate add). Under inference, PyTorch runs its native MHA instead: one
+    linear with the bias fused, strided q/k/v views straight into scaled-dot-product attention,
+    one copy back and the output linear. So, in a module whose ops include an attention node,
+    the copies before that node and an add right after the first matmul are not run.
+    """
+    nodes = graph.nodes
+    skip: set[int] = set()
+    for j, n in enumerate(nodes):
+        if n.kind != "attention" or not n.module:
+            continue
+        first_mm = None
+        for i in range(j - 1, -1, -1):
+            m = nodes[i]
+            if m.module != n.module:
+                break
+            if m.kind == "copy":
+                skip.add(i)
+            elif m.kind == "matmul":
+                first_mm = i
+        if first_mm is not None:
+            nxt = [i for i in range(first_mm + 1, j) if nodes[i].kind != "view"]
+            if nxt and nodes[nxt[0]].kind == "add":
+                skip.add(nxt[0])
+    return skip
+
+
+def kernel_seconds(hw: HardwareSpec, cls: str, t_ideal) -> np.ndarray:
+    """A class's fitted kernel time for roofline times `t_ideal` (seconds)."""
+    cal = hw.calibration
+    knots = np.asarray(lookup(cal.device_s, cls), float)
+    x = np.log10(np.maximum(np.asarray(t_ideal, float), 1e-12))
+    xs, ys = knots[:, 0], knots[:, 1]
+    y = np.interp(x, xs, ys)
+    y = np.where(x > xs[-1], ys[-1] + (x - xs[-1]), y)
+    if cal.below == "proportional":
+        y = np.where(x < xs[0], ys[0] + (x - xs[0]), y)
+    return 10.0 ** y
+
+
+def roofline_s(hw: HardwareSpec, macs, nbytes) -> np.ndarray:
+    peak = max(hw.macs_per_cycle.values()) * hw.cores * hw.clock_hz
+    return np.maximum(np.asarray(macs, float) / peak, np.asarray(nbytes, float) /
+                      hw.dram_bytes_per_s)
+
+
+def op_times(graph: OpGraph, hw: HardwareSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(host seconds, kernel seconds, memory-bound flag) per LayerTable('none') row."""
+    cal = hw.calibration
+    f = op_features(graph, hw.default_abits / 8.0)
+    rows = len(f["cls"])
+    t_ideal = roofline_s(hw, f["macs"], f["bytes"])
+    device = np.zeros(rows)
+    host = f["views"] * cal.host_view_s
+    classes = np.array(f["cls"], dtype=object)
+    for c in set(f["cls"]) - {"skip"}:
+        sel = classes == c
+        device[sel] = kernel_seconds(hw, c, t_ideal[sel])
+        host[sel] += float(lookup(cal.host_s, c) or 0.0)
+    for i, extra in enumerate(f["extra"]):
+        for c, b in extra:
+            device[i] += float(kernel_seconds(hw, c, roofline_s(hw, 0.0, b)))
+            host[i] += float(lookup(cal.host_s, c) or 0.0)
+    peak = max(hw.macs_per_cycle.values()) * hw.cores * hw.clock_hz
+    memory_bound = f["bytes"] / hw.dram_bytes_per_s > f["macs"] / peak
+    return host, device, memory_bound
+
+
+def runtime_rows(graph: OpGraph, hw: HardwareSpec) -> tuple[np.ndarray, ...]:
+    """(host_s, device_s, latency_s, bound) per row; latencies sum to the call less fixed_s.
+
+    `bound` indexes ("compute", "memory", "overhead"): overhead where the host issue (or the
+    graph floor) sets the row's finish, else the kernel's roofline side.
+
+    Eager: each row's latency is how much later its kernel finishes than the previous one's
+    (pipelined host issue, see the module doc). Graph: each row's kernel time, the shortfall
+    to `floor_s` charged to the last row.
+    """
+    cal = hw.calibration
+    host, device, memory_bound = op_times(graph, hw)
+    if cal.runtime == "eager":
+        issue = np.cumsum(host)
+        done = np.cumsum(device)
+        finish = done + np.maximum.accumulate(issue - (done - device))
+        latency = np.diff(finish, prepend=0.0)
+        host_bound = issue >= np.append(0.0, finish[:-1])
+    else:
+        latency = device.copy()
+        host_bound = np.zeros(len(device), bool)
+        short = cal.floor_s - cal.fixed_s - latency.sum()
+        if short > 0 and len(latency):
+            latency[-1] += short
+            host_bound[-1] = True
+    bound = np.where(host_bound, 2, np.where(memory_bound, 1, 0))
+    return host, device, latency, bound

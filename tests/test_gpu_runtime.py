@@ -1,0 +1,76 @@
+"""The GPU-runtime model behind calibrated profiles: pipeline arithmetic, PyTorch op mapping,
+and that the shipped H100 profiles are exactly what the committed micro-benchmarks fit."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from netfrontier.cost.analytical import estimate
+from netfrontier.cost.gpu_runtime import lookup, op_features, runtime_rows
+from netfrontier.graph.torch_capture import capture_module
+from netfrontier.hardware.registry import PRESET_DIR, get_hardware
+from tests.conftest import captured
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "gpu-h100"
+
+
+def test_eager_pipeline_bounds():
+    hw, g = get_hardware("h100-fp16-eager"), captured("resnet18")
+    host, device, latency, bound = runtime_rows(g, hw)
+    total = estimate(g, hw).latency_s
+    assert total == pytest.approx(hw.calibration.fixed_s + latency.sum())
+    # never faster than the host issue alone, nor than the kernels alone, nor than their sum
+    assert total >= hw.calibration.fixed_s + max(host.sum(), device.sum()) - 1e-12
+    assert total <= hw.calibration.fixed_s + host.sum() + device.sum() + 1e-12
+    assert (latency >= device - 1e-15).all() and set(bound) <= {0, 1, 2}
+
+
+def test_graph_is_launch_plus_kernels_with_a_floor():
+    hw, g = get_hardware("h100-fp16-cudagraph"), captured("resnet18")
+    _, device, _, _ = runtime_rows(g, hw)
+    cal = hw.calibration
+    assert estimate(g, hw).latency_s == pytest.approx(max(cal.floor_s, cal.fixed_s + device.sum()))
+    tiny = capture_module(torch.nn.ReLU(), (1, 4, 2, 2), model_name="tiny")
+    assert estimate(tiny, hw).latency_s == pytest.approx(cal.floor_s)
+
+
+def test_conv_bias_is_one_more_kernel():
+    hw = get_hardware("h100-fp16-cudagraph")
+    t = {b: estimate(capture_module(torch.nn.Conv2d(64, 64, 3, padding=1, bias=b),
+                                    (8, 64, 56, 56), model_name="c"), hw).latency_s
+         for b in (False, True)}
+    assert t[True] > t[False]
+    f = op_features(capture_module(torch.nn.Conv2d(8, 8, 1), (1, 8, 4, 4), model_name="c"), 2)
+    assert [c for c, _ in f["extra"][0]] == ["add"]
+
+
+def test_native_multihead_attention_runs_without_slow_path_copies():
+    # batch 1: the slow path's qkv split copy; batch 8 also copies its transposed input and
+    # adds the qkv bias apart (3-D mm): none of it runs in the native fast path
+    for batch, skipped in ((1, 1), (8, 3)):
+        f = op_features(captured("vit_b_32", batch), 2)
+        assert f["cls"].count("skip") == skipped * 12
+        assert f["cls"].count("attention") == 12
+
+
+def test_grouped_widths_fall_back_to_the_nearest_fitted_width():
+    table = {"grouped_conv16": 1, "grouped_conv128": 2, "conv": 3}
+    assert lookup(table, "grouped_conv24") == 1
+    assert lookup(table, "grouped_conv112") == 2
+    assert lookup({"conv": 3}, "grouped_conv24") == 3
+    assert lookup({"elementwise": 4, "add": 5}, "hardsigmoid") == 4
+
+
+@pytest.mark.parametrize("runtime", ["eager", "cudagraph"])
+def test_shipped_profile_is_the_fit_of_the_committed_data(runtime):
+    from netfrontier.measure.calibrate import fit_profile, load_records
+
+    name = f"h100-fp16-{runtime}"
+    fitted = fit_profile(load_records(DATA / f"{name}.calibration.jsonl"), name, 50 * 2**20)
+    shipped = yaml.safe_load((PRESET_DIR / f"{name}.yaml").read_text())
+    assert fitted["calibration"] == shipped["calibration"]
+    assert np.isclose(fitted["dram_bytes_per_s"], shipped["dram_bytes_per_s"])
