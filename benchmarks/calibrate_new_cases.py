@@ -2,7 +2,8 @@
 
 The suite grows (repeated-op cases, new kinds) after a device was measured; rather than re-run
 all of it, this times the missing cases on the same kind of device and runtime and writes them
-as records of the same form, one JSON line each, flushed as they come:
+as records of the same form, one JSON line each, flushed as they come (under eager, the
+repeated-op, chain and block cases also as CUDA-graph replays, as `run_suite` does):
 
     python benchmarks/calibrate_new_cases.py --have data/gpu-h100/h100-fp16-eager.calibration.jsonl \
         --runtime eager --out new-eager.jsonl

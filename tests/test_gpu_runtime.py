@@ -57,12 +57,30 @@ def test_native_multihead_attention_runs_without_slow_path_copies():
         assert f["cls"].count("attention") == 12
 
 
-def test_grouped_widths_fall_back_to_the_nearest_fitted_width():
-    table = {"grouped_conv16": 1, "grouped_conv128": 2, "conv": 3}
+def test_sized_classes_fall_back_to_the_nearest_fitted_size():
+    table = {"grouped_conv16": 1, "grouped_conv128": 2, "conv": 3, "depthwise_conv3": 6,
+             "grouped_conv24@b8": 7, "grouped_conv24@b32": 8}
     assert lookup(table, "grouped_conv24") == 1
     assert lookup(table, "grouped_conv112") == 2
+    assert lookup(table, "grouped_conv24@b16") == 7  # same width, nearest batch
+    assert lookup(table, "depthwise_conv5") == 6
     assert lookup({"conv": 3}, "grouped_conv24") == 3
     assert lookup({"elementwise": 4, "add": 5}, "hardsigmoid") == 4
+
+
+def test_knots_are_increasing_and_monotone():
+    from netfrontier.measure.fit_runtime import knots
+
+    pts = [(x / 10, y) for x, y in zip(range(40), [5, 1, 2, 3] * 10)]
+    k = np.array(knots(pts))
+    assert (np.diff(k[:, 0]) > 0).all() and (np.diff(k[:, 1]) >= 0).all()
+
+
+def test_eager_profile_takes_kernel_times_from_graph_replays():
+    eager, graph = get_hardware("h100-fp16-eager"), get_hardware("h100-fp16-cudagraph")
+    assert "replayed as CUDA graphs" in eager.calibration.provenance
+    assert eager.calibration.host_s["conv"] > 5e-6 and not graph.calibration.host_s
+    assert any(k.startswith("grouped_conv") and "@b" in k for k in eager.calibration.host_s)
 
 
 @pytest.mark.parametrize("runtime", ["eager", "cudagraph"])

@@ -18,6 +18,9 @@ host     eager mode spends host time on every op (`host_s` per class, `host_view
          + device_i. The call costs `fixed_s` more (Python entry, first launch latency).
 graph    a CUDA graph launches every kernel at once: latency = fixed_s + sum of kernel times,
          and never less than `floor_s` (the host time of the launch itself).
+switch   a kernel that follows a kernel of another class costs `switch_s` more (new code,
+         shared-memory split, launch shape): repeated-op micro-benchmarks never pay it, mixed
+         sequences do.
 """
 from __future__ import annotations
 
@@ -32,49 +35,72 @@ NO_KERNEL_OPS = VIEW_OPS | {"empty", "empty_like", "empty_strided", "new_empty",
 CONV_KINDS = ("conv", "depthwise_conv", "grouped_conv")
 
 
-def op_class(kind: str, op: str, channels_per_group: int = 0) -> str:
-    """The calibration class of an executed op: its kind, with batched matmuls apart and
-    grouped convolutions by group width ("grouped_conv24"): cuDNN picks different kernels, and
-    in eager mode sometimes a host loop over the groups, depending on the width."""
+def op_class(kind: str, op: str, channels_per_group: int = 0, batch: int = 0,
+             kernel: int = 0) -> str:
+    """The calibration class of an executed op: its kind, with batched matmuls and rolls apart,
+    depthwise convolutions by kernel size ("depthwise_conv7": a 7×7 one has a ~4× longer
+    floor than a 3×3) and grouped convolutions by group width ("grouped_conv24"): cuDNN picks
+    different kernels by width. In eager mode (`batch` given) grouped ones also by batch
+    ("grouped_conv24@b8"): there cuDNN loops over the groups on the host at some widths and
+    small batches, which the roofline time of the op does not tell."""
     if kind == "matmul" and op in ("bmm", "baddbmm"):
         return "bmm"
+    if kind == "copy" and op == "roll":
+        return "roll"
+    if kind == "depthwise_conv" and kernel:
+        return f"depthwise_conv{kernel}"
     if kind == "grouped_conv" and channels_per_group:
-        return f"grouped_conv{channels_per_group}"
+        return f"grouped_conv{channels_per_group}" + (f"@b{batch}" if batch else "")
     return kind
 
 
-def _nearest_width(table: dict, cls: str) -> str | None:
-    """The fitted grouped-conv width class nearest (in log2) to `cls`'s width."""
-    width = int(cls[len("grouped_conv"):])
-    fitted = [int(k[len("grouped_conv"):]) for k in table
-              if k.startswith("grouped_conv") and k[len("grouped_conv"):].isdigit()]
+def _split_class(key: str) -> tuple[str, int, int] | None:
+    """(kind, size, batch or 0) of a sized class name such as "grouped_conv24@b8"."""
+    head, _, b = key.partition("@b")
+    kind = head.rstrip("0123456789")
+    size = head[len(kind):]
+    if not size or (b and not b.isdigit()):
+        return None
+    return kind, int(size), int(b or 0)
+
+
+def _nearest_sized(table: dict, cls: str) -> str | None:
+    """The fitted class of the same kind nearest in (log2 size, log2 batch), size first."""
+    want = _split_class(cls)
+    if not want:
+        return None
+    fitted = [k for k in map(_split_class, table)
+              if k and k[0] == want[0] and (k[2] > 0) == (want[2] > 0)]
     if not fitted:
         return None
-    best = min(fitted, key=lambda w: (abs(np.log2(w / width)), w))
-    return f"grouped_conv{best}"
+    kind, size, b = min(fitted, key=lambda k: (abs(np.log2(k[1] / want[1])),
+                                               abs(np.log2(max(k[2], 1) / max(want[2], 1))), k))
+    return f"{kind}{size}" + (f"@b{b}" if b else "")
 
 
 def lookup(table: dict, cls: str):
-    """The entry for a class, else the nearest width's (grouped convs), else its kind's, else
-    the pooled element-wise (or the convolution) one; host times fall back to `add`'s."""
-    keys = [cls]
-    if cls.startswith("grouped_conv") and cls != "grouped_conv":
-        keys += [_nearest_width(table, cls), "grouped_conv"]
-    keys += ["matmul" if cls == "bmm" else cls, "conv" if cls.rstrip("0123456789") in MAC_KINDS
-             or cls == "bmm" else "elementwise", "add"]
+    """The entry for a class, else the nearest size's (depthwise kernel, grouped width and
+    batch; then without the batch), else its kind's, else the pooled element-wise (or the
+    convolution) one; host times fall back to `add`'s."""
+    base = cls.partition("@")[0]
+    kind = base.rstrip("0123456789")
+    keys = [cls, _nearest_sized(table, cls), base, _nearest_sized(table, base),
+            {"bmm": "matmul", "roll": "copy"}.get(cls, kind),
+            "conv" if kind in MAC_KINDS or cls == "bmm" else "elementwise", "add"]
     for key in keys:
         if key in table:
             return table[key]
     return None
 
 
-def op_features(graph: OpGraph, elem_bytes: float) -> dict:
+def op_features(graph: OpGraph, elem_bytes: float, by_batch: bool = False) -> dict:
     """Per LayerTable('none') row: class, MACs, bytes, and the extra work PyTorch does with it.
 
     Views and folded ops before a row (in execution order) are charged to that row:
     `views` counts metadata-only dispatches, `extra` lists (class, bytes) of extra kernels (a
     conv's bias add, folded constant computations). Rows the runtime does not run (see
-    `_native_mha_skips`) get class "skip": one dispatch, no kernel.
+    `_native_mha_skips`) get class "skip": one dispatch, no kernel. `by_batch`: grouped-conv
+    classes carry the batch (eager profiles).
     """
     cls, macs, nbytes, views, extra = [], [], [], [], []
     pending = {"views": 0, "extra": []}
@@ -96,7 +122,8 @@ def op_features(graph: OpGraph, elem_bytes: float) -> dict:
         elif n.kind != "view":
             if n.kind in CONV_KINDS and len(n.weight_shapes) >= 2:
                 pending["extra"].append(("add", 2 * n.output_elems * elem_bytes))
-            close_row(op_class(n.kind, op, n.dims[2]), n.macs,
+            close_row(op_class(n.kind, op, n.dims[2], graph.batch if by_batch else 0,
+                               n.kernel_hw[0]), n.macs,
                       (n.input_elems + n.output_elems + n.weight_elems) * elem_bytes)
         elif op in NO_KERNEL_OPS:
             pending["views"] += 1
@@ -142,15 +169,31 @@ def _native_mha_skips(graph: OpGraph) -> set[int]:
     return skip
 
 
+def class_switches(f: dict) -> np.ndarray:
+    """Per row: how many of its kernels follow a kernel of another class (extras included)."""
+    out = np.zeros(len(f["cls"]))
+    last = None
+    for i, (c, extra) in enumerate(zip(f["cls"], f["extra"])):
+        for k in [e[0] for e in extra] + ([] if c == "skip" else [c]):
+            out[i] += last is not None and k != last
+            last = k
+    return out
+
+
 def kernel_seconds(hw: HardwareSpec, cls: str, t_ideal) -> np.ndarray:
     """A class's fitted kernel time for roofline times `t_ideal` (seconds)."""
     cal = hw.calibration
-    knots = np.asarray(lookup(cal.device_s, cls), float)
+    return curve_seconds(np.asarray(lookup(cal.device_s, cls), float), t_ideal, cal.below)
+
+
+def curve_seconds(knots: np.ndarray, t_ideal, below: str = "flat") -> np.ndarray:
+    """Seconds on a (log10 t_ideal, log10 s) knot curve: log-log interpolation, slope 1 above
+    the last knot, flat (or slope 1 if `below` is "proportional") below the first."""
     x = np.log10(np.maximum(np.asarray(t_ideal, float), 1e-12))
     xs, ys = knots[:, 0], knots[:, 1]
     y = np.interp(x, xs, ys)
     y = np.where(x > xs[-1], ys[-1] + (x - xs[-1]), y)
-    if cal.below == "proportional":
+    if below == "proportional":
         y = np.where(x < xs[0], ys[0] + (x - xs[0]), y)
     return 10.0 ** y
 
@@ -164,7 +207,7 @@ def roofline_s(hw: HardwareSpec, macs, nbytes) -> np.ndarray:
 def op_times(graph: OpGraph, hw: HardwareSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(host seconds, kernel seconds, memory-bound flag) per LayerTable('none') row."""
     cal = hw.calibration
-    f = op_features(graph, hw.default_abits / 8.0)
+    f = op_features(graph, hw.default_abits / 8.0, by_batch=cal.runtime == "eager")
     rows = len(f["cls"])
     t_ideal = roofline_s(hw, f["macs"], f["bytes"])
     device = np.zeros(rows)
@@ -178,6 +221,8 @@ def op_times(graph: OpGraph, hw: HardwareSpec) -> tuple[np.ndarray, np.ndarray, 
         for c, b in extra:
             device[i] += float(kernel_seconds(hw, c, roofline_s(hw, 0.0, b)))
             host[i] += float(lookup(cal.host_s, c) or 0.0)
+    if cal.switch_s:
+        device += cal.switch_s * class_switches(f)
     peak = max(hw.macs_per_cycle.values()) * hw.cores * hw.clock_hz
     memory_bound = f["bytes"] / hw.dram_bytes_per_s > f["macs"] / peak
     return host, device, memory_bound

@@ -64,6 +64,7 @@ class Calibration:
     host_s: dict = field(default_factory=dict)
     host_view_s: float = 0.0
     floor_s: float = 0.0
+    switch_s: float = 0.0  # more kernel time when a kernel follows one of another class
     runtime: str = ""
     below: str = "flat"  # below the first knot: "flat" (a floor) or "proportional"
 
@@ -244,7 +245,8 @@ def spec_from_dict(d: dict, path: str = "<dict>") -> HardwareSpec:
         raise _fail(path, f"no energy.pj_per_mac for precision '{missing_e[0]}'")
     cal = vals.get("calibration", {})
     unknown_cal = set(cal) - {"efficiency", "overhead_s", "fixed_s", "provenance", "device_s",
-                              "host_s", "host_view_s", "floor_s", "runtime", "below"}
+                              "host_s", "host_view_s", "floor_s", "switch_s", "runtime",
+                              "below"}
     if unknown_cal:
         raise _fail(path, f"unknown key 'calibration.{sorted(unknown_cal)[0]}'")
     calibration = Calibration(efficiency=cal.get("efficiency", {}),
@@ -257,6 +259,8 @@ def spec_from_dict(d: dict, path: str = "<dict>") -> HardwareSpec:
                                                   cal.get("host_view_s", 0.0), float),
                               floor_s=_number(path, "calibration.floor_s",
                                               cal.get("floor_s", 0.0), float),
+                              switch_s=_number(path, "calibration.switch_s",
+                                               cal.get("switch_s", 0.0), float),
                               runtime=str(cal.get("runtime", "")),
                               below=str(cal.get("below", "flat")))
     if calibration.device_s:

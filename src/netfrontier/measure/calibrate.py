@@ -23,17 +23,23 @@ import yaml
 
 from netfrontier.graph.types import MAC_KINDS, OP_KINDS, OpGraph
 from netfrontier.hardware.spec import spec_from_dict
-from netfrontier.measure.fit_runtime import REPEAT_PREFIX, fit_runtime
+from netfrontier.measure.fit_runtime import REPEAT_PREFIX, call_figures, fit_runtime, fit_switch
 
 BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
 CACHE_SPEEDUP = 50.0  # non-MAC kinds may beat DRAM bandwidth by this much when cache-resident
 PRECISION = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16"}
+KERNEL_CASES = (REPEAT_PREFIX, "chain", "block4_")  # also replayed as CUDA graphs under eager
 
 
 def run_suite(device: str, runtime: str, dtype: str, batches: tuple[int, ...],
               quick: bool = False, min_time_s: float = 0.2,
               progress: Callable[[str, int, int], None] | None = None) -> list[dict]:
-    """Time every calibration case; one raw record (with its captured graph) per case."""
+    """Time every calibration case; one raw record (with its captured graph) per case.
+
+    Eager mode on a GPU cannot show a short kernel's time (the host issue is longer), so there
+    the repeated-op, chain and block cases are also replayed as CUDA graphs: records with
+    runtime "cudagraph" in the same file, from which the eager profile takes its kernel times.
+    """
     import copy
 
     import torch
@@ -45,20 +51,25 @@ def run_suite(device: str, runtime: str, dtype: str, batches: tuple[int, ...],
     torch.set_flush_denormal(True)
     cases = suite(batches, quick=quick)
     budget = Budget(warmup=3, min_runs=5, max_runs=500, min_time_s=min_time_s)
+    kernel_runtime = "cudagraph" if runtime == "eager" and device.startswith("cuda") else None
     records = []
     for i, case in enumerate(cases):
         graph = capture_module(case.module, case.shape, model_name=case.name, source="microbench")
-        try:
-            m = bench_module(copy.deepcopy(case.module), case.shape, name=case.name,
-                             device=device, runtime=runtime, dtype=dtype, budget=budget)
-        except RuntimeError as exc:  # a shape a runtime cannot run: skipped, and said so
-            records.append({"case": case.name, "kind": case.kind, "error": str(exc)[:200]})
-            continue
-        records.append({"case": case.name, "kind": case.kind, "shape": list(case.shape),
-                        "batch": case.shape[0], "device": m.device, "runtime": runtime,
-                        "dtype": dtype, "median_s": m.median_s, "p90_s": m.p90_s,
-                        "min_s": m.min_s, "runs": m.runs, "env": m.env,
-                        "graph": graph.to_json()})
+        runtimes = [runtime] + ([kernel_runtime] if kernel_runtime and
+                                case.name.startswith(KERNEL_CASES) else [])
+        for rt in runtimes:
+            try:
+                m = bench_module(copy.deepcopy(case.module), case.shape, name=case.name,
+                                 device=device, runtime=rt, dtype=dtype, budget=budget)
+            except RuntimeError as exc:  # a shape a runtime cannot run: skipped, and said so
+                records.append({"case": case.name, "kind": case.kind, "runtime": rt,
+                                "error": str(exc)[:200]})
+                continue
+            records.append({"case": case.name, "kind": case.kind, "shape": list(case.shape),
+                            "batch": case.shape[0], "device": m.device, "runtime": rt,
+                            "dtype": dtype, "median_s": m.median_s, "p90_s": m.p90_s,
+                            "min_s": m.min_s, "runs": m.runs, "env": m.env,
+                            "graph": graph.to_json()})
         if progress:
             progress(case.name, i + 1, len(cases))
     return records
@@ -156,7 +167,11 @@ def fit_profile(records: list[dict], name: str, onchip_bytes: float) -> dict:
         from netfrontier.errors import MeasurementError
 
         raise MeasurementError("no successful micro-benchmark to fit a profile from")
-    device, runtime, dtype = ok[0]["device"], ok[0]["runtime"], ok[0]["dtype"]
+    runtimes = [r["runtime"] for r in ok]
+    runtime = max(set(runtimes), key=runtimes.count)  # kernel-time records ride along (eager)
+    kernel_records = [r for r in ok if r["runtime"] == "cudagraph"] if runtime == "eager" else []
+    ok = [r for r in ok if r["runtime"] == runtime]
+    device, dtype = ok[0]["device"], ok[0]["dtype"]
     kind = "gpu" if ok[0]["env"].get("cuda") else "cpu"
     feats = []
     for r in ok:
@@ -176,12 +191,20 @@ def fit_profile(records: list[dict], name: str, onchip_bytes: float) -> dict:
     fixed = _fit_fixed(ok)
     spec_dict = _base_spec(name, device, kind, dtype, peak, bandwidth, onchip_bytes, runtime)
     if kind == "gpu" and any(r["case"].startswith(REPEAT_PREFIX) for r in ok):
-        cal = fit_runtime(ok, runtime, peak, bandwidth, BYTES[dtype])
+        cal = fit_runtime(ok, runtime, peak, bandwidth, BYTES[dtype], kernel_records or None)
         spec_dict["sources"]["op_overhead_s"] = "unused: see calibration.host_s and device_s"
         spec_dict["calibration"] = {
             "provenance": f"{len(ok)} micro-benchmarks on {device}, {runtime}, {dtype}, batches "
-                          f"{sorted({r['batch'] for r in ok})}; GPU-runtime model "
-                          "(netfrontier.cost.gpu_runtime)", **cal}
+                          f"{sorted({r['batch'] for r in ok})}"
+                          + (f", kernel times from {len(kernel_records)} of them replayed as CUDA "
+                             "graphs" if kernel_records else "")
+                          + "; GPU-runtime model (netfrontier.cost.gpu_runtime)", **cal}
+        if cal["runtime"] == "graph" or kernel_records:
+            graph_cal = {**spec_dict["calibration"], **call_figures(kernel_records or ok, True),
+                         "runtime": "graph", "host_s": {}, "below": "flat"}
+            switch = fit_switch(kernel_records or ok,
+                                spec_from_dict({**spec_dict, "calibration": graph_cal}, name))
+            spec_dict["calibration"]["switch_s"] = float(f"{switch:.4g}")
         spec_from_dict(spec_dict, name)  # validate before anyone writes it
         return spec_dict
     spec = spec_from_dict(spec_dict, name)

@@ -2,25 +2,30 @@
 
 What each fitted figure comes from:
 
-peak, bandwidth   best MAC rate of any MAC case; best bytes rate of the largest copy/add cases.
+peak, bandwidth   best MAC rate of any MAC case; best bytes rate of the largest copy/add cases
+                  (measure/calibrate.py).
 fixed_s           eager: intercept of time against chain length over `chainK` (K relus in one
                   call); graph: the same intercept over chains long enough to leave the floor.
 floor_s           graph: median time of the shortest chains (the host launch of a graph).
 host_view_s       eager: slope of time against K over `viewchainK` (K transposes).
-host_s[cls]       eager: per-op time of `rep16_*` cases (16 times one op in a call) where the
-                  host is the bottleneck: the median of the cases within 1.5× of the class's
-                  10th percentile. A rep case costs fixed + 16 · max(host, kernel) (+ the
-                  shorter one once), so its time per op is the host time when kernels are short.
-device_s[cls]     kernel time per op from the same `rep16_*` cases: (time − fixed_s) / 16 under
-                  graphs; under eager only where that exceeds 3 × host_s (clearly the kernel is
-                  the bottleneck: near the host time, host jitter between sessions would pass for
-                  kernel time). A class with fewer than 4 such points borrows its kind's curve
-                  (or the convolution one, or "elementwise": the points of every streaming
-                  element-wise kind pooled; gpu_runtime.lookup). Binned medians
-                  of (log10 roofline time, log10 kernel time), made non-decreasing. Single-op cases
-                  are not used for the curves: one call's fixed cost hides a short kernel.
+device_s[cls]     kernel time per op from the `rep16_*` cases (16 times one op in a call)
+                  replayed as CUDA graphs: (time − fixed_s) / 16. Binned medians of (log10
+                  roofline time, log10 kernel time), made non-decreasing (running maximum). A
+                  class with fewer than 4 points borrows another's curve (gpu_runtime.lookup;
+                  "elementwise" pools every streaming element-wise kind). Single-op cases are
+                  not used: one call's fixed cost hides a short kernel. An eager profile takes
+                  these replays from its own raw file (records with runtime "cudagraph").
+host_s[cls]       eager: the median time per op of the class's eager `rep16_*` cases that take
+                  over 1.5× the same case's replayed kernel time (there the host is the
+                  bottleneck: a repeat costs fixed + 16 · max(host, kernel), roughly).
+switch_s          more kernel time each time a kernel follows one of another class: the median
+                  over the `block4_` replays (mixed sequences) of their time the curves leave
+                  unexplained, per change of class (`fit_switch`).
 efficiency[kind]  the device curve restated as (log10 roofline seconds, roofline time / kernel
                   time) for reading; the model itself uses device_s.
+
+Eager records without replays (older files) fall back: host time from the fastest repeats
+(within 1.5× of a class's 10th percentile), kernel time only from repeats over 3 × that.
 """
 from __future__ import annotations
 
@@ -30,13 +35,15 @@ from collections import defaultdict
 
 import numpy as np
 
-from netfrontier.cost.gpu_runtime import op_features
+from netfrontier.cost.gpu_runtime import class_switches, op_features
 from netfrontier.graph.types import OP_KINDS, OpGraph
 
 REPEAT_PREFIX = "rep16_"
+BLOCK_PREFIX = "block4_"
 REPEATS = 16
 BUSY_FACTOR = 3.0  # eager: a repeat's time per op counts as kernel time beyond 3 × host time
-MIN_POINTS = 4  # fewer kernel-time points: the class borrows its kind's (or add/conv's) curve
+HOST_FACTOR = 1.5  # an eager repeat 1.5× longer than its kernel: its time per op is host time
+MIN_POINTS = 4  # fewer kernel-time points: the class borrows another's curve
 # element-wise streaming kinds, pooled into the "elementwise" curve other vector kinds fall back to
 STREAMING = ("relu", "hardswish", "hardsigmoid", "sigmoid", "silu", "gelu", "tanh", "add", "mul")
 
@@ -72,7 +79,8 @@ def call_figures(records: list[dict], graph_mode: bool) -> dict:
 
 
 def knots(points: list[tuple[float, float]], per_bin: int = 5) -> list[list[float]]:
-    """Binned medians of (x, y) points, x strictly increasing, y non-decreasing."""
+    """Binned medians of (x, y) points, x strictly increasing, y made non-decreasing by a
+    running maximum: more work never takes less time than a smaller bin's median."""
     pts = sorted(points)
     n = len(pts)
     edges = np.linspace(0, n, max(1, round(n / per_bin)) + 1).astype(int)
@@ -89,48 +97,102 @@ def knots(points: list[tuple[float, float]], per_bin: int = 5) -> list[list[floa
     return [[round(x, 4), round(y, 4)] for x, y in out]
 
 
-def fit_runtime(records: list[dict], runtime: str, peak: float, bandwidth: float,
-                elem_bytes: float) -> dict:
-    """The `calibration` figures of the GPU-runtime model (see the module doc)."""
-    graph_mode = runtime != "eager"
-    call = call_figures(records, graph_mode)
-    per_op: dict[str, list[tuple[float, float]]] = defaultdict(list)  # cls -> (t_ideal, s/op)
+def _per_op(records: list[dict], call: dict, peak: float, bandwidth: float, elem_bytes: float,
+            by_batch: bool, cases: dict | None = None) -> dict[str, list[tuple[float, float]]]:
+    """class -> [(roofline seconds, seconds per op)] over the single-class `rep16_` cases;
+    `cases`, if given, also gets case name -> (class, seconds per op)."""
+    per_op: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for r in records:
         if not r["case"].startswith(REPEAT_PREFIX):
             continue
-        f = op_features(OpGraph.from_json(r["graph"]), elem_bytes)
+        f = op_features(OpGraph.from_json(r["graph"]), elem_bytes, by_batch=by_batch)
         if len(f["cls"]) != REPEATS or len(set(f["cls"])) != 1 or any(f["extra"]):
             continue  # several kernel classes per repeat: not one class's figure
         t_ideal = max(f["macs"][0] / peak, f["bytes"][0] / bandwidth, 1e-12)
         views = f["views"].sum() * call["host_view_s"]  # the case's own views, charged apart
-        per_op[f["cls"][0]].append((t_ideal, (r["median_s"] - call["fixed_s"] - views) / REPEATS))
-    host, device, efficiency = {}, {}, {}
-    pooled: list[tuple[float, float]] = []  # every streaming element-wise kernel's points
-    for cls, pts in sorted(per_op.items()):
-        secs = np.array([s for _, s in pts])
-        if graph_mode:
-            h, busy = 0.0, [(t, s) for t, s in pts if s > 0]
-        else:
-            q10 = float(np.percentile(secs, 10))
-            h = float(np.median(secs[secs <= 1.5 * q10]))
-            host[cls] = float(f"{h:.4g}")
-            busy = [(t, s - h / REPEATS) for t, s in pts if s > BUSY_FACTOR * h]
-        if cls in STREAMING:
-            pooled += busy
-        if len(busy) >= MIN_POINTS:
-            device[cls] = knots([(math.log10(t), math.log10(s)) for t, s in busy])
-            if cls in OP_KINDS:  # the same curve as a fraction of the roofline, for reading
+        secs = (r["median_s"] - call["fixed_s"] - views) / REPEATS
+        per_op[f["cls"][0]].append((t_ideal, secs))
+        if cases is not None:
+            cases[r["case"]] = (f["cls"][0], secs)
+    return per_op
+
+
+def _curves(points: dict[str, list[tuple[float, float]]]) -> tuple[dict, dict]:
+    """device_s knots per class with enough points, the pooled element-wise curve, and the
+    same curves as roofline efficiency (for reading)."""
+    device, efficiency = {}, {}
+    pooled = [p for cls, pts in points.items() if cls in STREAMING for p in pts]
+    for cls, pts in sorted({**points, "elementwise": pooled}.items()):
+        if len(pts) >= MIN_POINTS:
+            device[cls] = knots([(math.log10(t), math.log10(s)) for t, s in pts if s > 0])
+            if cls in OP_KINDS:
                 efficiency[cls] = [[x, round(10 ** (x - y), 5)] for x, y in device[cls]]
-    if len(pooled) >= MIN_POINTS:
-        device["elementwise"] = knots([(math.log10(t), math.log10(s)) for t, s in pooled])
     for need in ("elementwise", "conv"):
         if need not in device:
             from netfrontier.errors import MeasurementError
 
             raise MeasurementError(f"no usable repeated-op case of class '{need}': the suite "
                                    "must include the rep16_ cases")
-    return {"runtime": "eager" if not graph_mode else "graph",
-            "below": "flat" if graph_mode else "proportional",
+    return device, efficiency
+
+
+def fit_runtime(records: list[dict], runtime: str, peak: float, bandwidth: float,
+                elem_bytes: float, kernel_records: list[dict] | None = None) -> dict:
+    """The `calibration` figures of the GPU-runtime model (see the module doc).
+
+    `kernel_records`: for an eager profile, the same device's repeated-op cases replayed as CUDA
+    graphs; kernel times then come from them, and host times from the eager repeats that take
+    more than 1.5× the same case's kernel time.
+    """
+    graph_mode = runtime != "eager"
+    call = call_figures(records, graph_mode)
+    eager_cases: dict = {}
+    per_op = _per_op(records, call, peak, bandwidth, elem_bytes, by_batch=not graph_mode,
+                     cases=eager_cases)
+    host: dict[str, float] = {}
+    below = "flat"
+    if graph_mode:
+        device, efficiency = _curves(per_op)
+    elif kernel_records:
+        kcall, kernel_cases = call_figures(kernel_records, True), {}
+        device, efficiency = _curves(_per_op(kernel_records, kcall, peak, bandwidth, elem_bytes,
+                                             by_batch=False, cases=kernel_cases))
+        bound: dict[str, list[float]] = defaultdict(list)
+        for case, (cls, secs) in eager_cases.items():
+            if case in kernel_cases and secs > HOST_FACTOR * kernel_cases[case][1]:
+                bound[cls].append(secs)  # the same case's kernel is much shorter: host time
+        host = {cls: float(f"{np.median(v):.4g}") for cls, v in sorted(bound.items())}
+    else:  # no kernel times: host from the fastest repeats, kernel time where far above it
+        points = {}
+        for cls, pts in sorted(per_op.items()):
+            secs = np.array([s for _, s in pts])
+            h = float(np.median(secs[secs <= 1.5 * float(np.percentile(secs, 10))]))
+            host[cls] = float(f"{h:.4g}")
+            points[cls] = [(t, s - h / REPEATS) for t, s in pts if s > BUSY_FACTOR * h]
+        device, efficiency = _curves(points)
+        below = "proportional"
+    return {"runtime": "graph" if graph_mode else "eager", "below": below,
             "fixed_s": float(f"{call['fixed_s']:.4g}"), "floor_s": float(f"{call['floor_s']:.4g}"),
             "host_view_s": float(f"{call['host_view_s']:.4g}"), "host_s": host,
             "device_s": device, "efficiency": efficiency}
+
+
+def fit_switch(records: list[dict], spec) -> float:
+    """Graph runtime: more time per change of kernel class, from the `block4_` cases.
+
+    Repeated-op cases run one kernel class over and over; a network (or a block) alternates
+    convolutions, norms and element-wise kernels. The median over the block cases of (time -
+    predicted time without it) / (changes of class) is that cost, never below zero.
+    """
+    from netfrontier.cost.analytical import DEFAULT_MODEL
+
+    per_switch = []
+    for r in records:
+        if not r["case"].startswith(BLOCK_PREFIX):
+            continue
+        graph = OpGraph.from_json(r["graph"])
+        switches = class_switches(op_features(graph, spec.default_abits / 8.0)).sum()
+        if switches:
+            per_switch.append((r["median_s"] - DEFAULT_MODEL.estimate(graph, spec).latency_s) /
+                              switches)
+    return max(float(np.median(per_switch)), 0.0) if per_switch else 0.0

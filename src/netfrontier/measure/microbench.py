@@ -134,6 +134,15 @@ def _matmul_cases(batch: int) -> list[Case]:
     return cases
 
 
+def _window_bmm_cases(batch: int) -> list[Case]:
+    """Window attention's batched matmuls: (batch × windows) × heads products of 49×32."""
+    cases = []
+    for windows, heads in [(64, 3), (16, 6), (4, 12), (64, 4)]:
+        cases.append(Case(f"bmm_w{windows}x{heads}h_49x32_b{batch}", "matmul", _BatchedMatmul(),
+                          (batch * windows, heads, 49, 32)))
+    return cases
+
+
 def _vector_cases(batch: int) -> list[Case]:
     cases = []
     shapes = [(16, 112), (64, 56), (256, 56), (128, 28), (512, 28), (1024, 14), (2048, 7),
@@ -260,6 +269,42 @@ def _block_cases(batch: int) -> list[Case]:
     return cases
 
 
+class _WindowPartition(nn.Module):
+    """Swin's window partition: (B, H, W, C) into 7×7 windows, a copy with C contiguous."""
+
+    def forward(self, x):
+        b, h, w, c = x.shape
+        x = x.view(b, h // 7, 7, w // 7, 7, c).permute(0, 1, 3, 2, 4, 5)
+        return x.reshape(-1, 49, c)
+
+
+class _ChannelShuffle(nn.Module):
+    """ShuffleNet's channel shuffle of two groups (view, transpose, contiguous copy)."""
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        return x.view(b, 2, c // 2, h, w).transpose(1, 2).contiguous().view(b, c, h, w)
+
+
+def _layout_cases(batch: int) -> list[Case]:
+    """Copies with the access patterns networks use, and convolution shapes off the ResNet
+    grid (11×11 stride 4, 5×5, 1×7 and 7×1 as in AlexNet, GoogLeNet and Inception)."""
+    cases = []
+    for side, ch in [(56, 128), (28, 256), (14, 512), (14, 1024)]:
+        cases.append(Case(f"winpart_{side}x{side}x{ch}_b{batch}", "copy", _WindowPartition(),
+                          (batch, side, side, ch)))
+    for ch, hw in [(116, 28), (232, 14), (464, 7), (244, 28)]:
+        cases.append(Case(f"chshuffle_{ch}@{hw}_b{batch}", "copy", _ChannelShuffle(),
+                          (batch, ch, hw, hw)))
+    for cin, cout, hw, k, s, pad in [(3, 64, 224, (11, 11), 4, 2), (64, 192, 27, (5, 5), 1, 2),
+                                     (32, 64, 28, (5, 5), 1, 2), (128, 192, 17, (1, 7), 1, (0, 3)),
+                                     (128, 128, 17, (7, 1), 1, (3, 0))]:
+        name = f"conv{k[0]}x{k[1]}_s{s}_{cin}x{cout}@{hw}_b{batch}"
+        cases.append(Case(name, "conv", nn.Conv2d(cin, cout, k, s, pad, bias=False),
+                          (batch, cin, hw, hw)))
+    return cases
+
+
 def _repeated(cases: list[Case], times: int = 16) -> list[Case]:
     """Each single-op case repeated `times` times in one call (convolutions without bias)."""
     out = []
@@ -295,4 +340,7 @@ def suite(batches: tuple[int, ...] = (1,), quick: bool = False,
                             _extra_cases(b))]
         cases += [c for b in batches for c in _grouped_sweep(b) + _repeated(_grouped_sweep(b)) +
                   _block_cases(b)]
+        cases += [c for b in batches for c in _layout_cases(b) + _repeated(_layout_cases(b))]
+        cases += [c for b in batches for c in _window_bmm_cases(b) +
+                  _repeated(_window_bmm_cases(b))]
     return cases[::3] if quick else cases
