@@ -21,8 +21,19 @@ from netfrontier.store import Store, lib_version, tool_version
 Progress = Callable[[str], None]
 
 
-def cached_zoo_entries(store: Store, pattern: str | None = None) -> list[ModelEntry]:
-    """Zoo entries, from the store when the library versions match (no PyTorch import)."""
+def _list_zoo() -> list[dict]:
+    from netfrontier.models.registry import zoo_entries  # imports PyTorch
+
+    return [asdict(e) for e in zoo_entries()]
+
+
+def cached_zoo_entries(store: Store, pattern: str | None = None,
+                       pool: ProcessPoolExecutor | None = None) -> list[ModelEntry]:
+    """Zoo entries, from the store when the library versions match (no PyTorch import).
+
+    On a miss the list is built in `pool` when one is given, so that the calling process stays
+    free of PyTorch (and of its memory).
+    """
     import fnmatch
 
     from netfrontier.models.registry import zoo_signature
@@ -30,9 +41,7 @@ def cached_zoo_entries(store: Store, pattern: str | None = None) -> list[ModelEn
     key = "|".join(["zoo-entries", tool_version(), lib_version("torchvision"), zoo_signature()])
     cached = store.get_cached(key)
     if cached is None:
-        from netfrontier.models.registry import zoo_entries  # imports PyTorch: cold path only
-
-        cached = [asdict(e) for e in zoo_entries()]
+        cached = pool.submit(_list_zoo).result() if pool else _list_zoo()
         store.put_cached(key, cached)
     entries = [ModelEntry(**d) for d in cached]
     if pattern:
@@ -70,50 +79,57 @@ def _capture_worker(name: str, batch: int, resolution: int, hw_path: str, opts: 
 
 def zoo_rows(hardware: str | HardwareSpec, pattern: str | None = None, *, wbits: int | None = None,
              abits: int | None = None, batch: int = 1, store: Store | None = None,
-             workers: int | None = None, progress: Progress | None = None) -> list[dict]:
-    """Cost every zoo entry (matching `pattern`) on `hardware`; one dict per entry."""
-    from netfrontier.errors import UnknownModelError
+             workers: int | None = None, progress: Progress | None = None,
+             on_total: Callable[[int], None] | None = None) -> list[dict]:
+    """Cost every zoo entry (matching `pattern`) on `hardware`; one dict per entry.
 
+    `on_total(n)` is told how many entries there are, `progress(name)` each one done.
+    """
     hw = get_hardware(hardware) if isinstance(hardware, str) else hardware
     opts = CostOptions(wbits=wbits, abits=abits)
     check_bits(hw, wbits or hw.default_wbits, abits or hw.default_abits)
     store = store or Store()
-    entries = cached_zoo_entries(store, pattern)
+    n = workers or min(os.cpu_count() or 1, 4)
+    with ProcessPoolExecutor(max_workers=n, mp_context=get_context("spawn")) as pool:
+        return _zoo_rows(hw, pattern, opts, batch, store, pool, progress, on_total)
+
+
+def _zoo_rows(hw, pattern, opts, batch, store, pool, progress, on_total) -> list[dict]:
+    from netfrontier.errors import UnknownModelError
+
+    entries = cached_zoo_entries(store, pattern, pool)
     if not entries:
         raise UnknownModelError(f"no zoo model matches '{pattern}'")
-    keys = {e.name: Store.cost_key(e.name, e.resolution, batch, wbits, abits, hw.digest,
-                                   f"rev{MODEL_REVISION}") for e in entries}
+    if on_total:
+        on_total(len(entries))
+    keys = {e.name: Store.cost_key(e.name, e.resolution, batch, opts.wbits, opts.abits,
+                                   hw.digest, f"rev{MODEL_REVISION}") for e in entries}
     done = store.get_costs(list(keys.values()))
-    todo = [e for e in entries if keys[e.name] not in done]
     need_capture = []
-    for e in todo:  # graphs already captured: cost them here, no PyTorch needed
+    for e in (e for e in entries if keys[e.name] not in done):
         graph = store.get_graph(Store.graph_key(e.name, e.resolution, batch))
         if graph is None:
             need_capture.append(e)
             continue
+        # captured before (another preset or bit depth): cost it here, no PyTorch needed
         totals = DEFAULT_MODEL.estimate(graph, hw, opts).totals()
         store.put_cost(keys[e.name], e.name, hw.name, totals)
         done[keys[e.name]] = totals
         if progress:
             progress(e.name)
-    if need_capture:
-        hw_path = hw.path or hw.name
-        n = workers or min(len(need_capture), os.cpu_count() or 1, 4)
-        need_capture.sort(key=lambda e: -(e.ref_macs or 0))
-        with ProcessPoolExecutor(max_workers=n, mp_context=get_context("spawn")) as pool:
-            futs = {pool.submit(_capture_worker, e.name, batch, e.resolution, hw_path, opts): e
-                    for e in need_capture}
-            for fut in as_completed(futs):
-                e = futs[fut]
-                graph_json, totals = fut.result()
-                store.put_graph(Store.graph_key(e.name, e.resolution, batch), e.name,
-                                e.resolution, batch, graph_json)
-                store.put_cost(keys[e.name], e.name, hw.name, totals)
-                done[keys[e.name]] = totals
-                if progress:
-                    progress(e.name)
+    need_capture.sort(key=lambda e: -(e.ref_macs or 0))  # longest first balances the workers
+    futs = {pool.submit(_capture_worker, e.name, batch, e.resolution, hw.path or hw.name, opts): e
+            for e in need_capture}
+    for fut in as_completed(futs):
+        e = futs[fut]
+        graph_json, totals = fut.result()
+        store.put_graph(Store.graph_key(e.name, e.resolution, batch), e.name, e.resolution,
+                        batch, graph_json)
+        store.put_cost(keys[e.name], e.name, hw.name, totals)
+        done[keys[e.name]] = totals
+        if progress:
+            progress(e.name)
     return [_totals_row(e, done[keys[e.name]], hw) for e in entries]
-
 
 CSV_COLUMNS = ("model", "arch", "weights", "source", "resolution", "batch", "wbits", "abits",
                "precision", "hardware", "top1", "top1_source", "macs", "params", "latency_s",

@@ -93,17 +93,17 @@ def zoo(
 
     from netfrontier.hardware.registry import get_hardware
     from netfrontier.store import Store, tool_version
-    from netfrontier.zoo import cached_zoo_entries, write_zoo_report, zoo_rows
+    from netfrontier.zoo import write_zoo_report, zoo_rows
 
     _check_positive("batch", batch)
     spec = get_hardware(hw)
     db = Store(store)
-    total = len(cached_zoo_entries(db, filter))
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=True) as bar:
-        task = bar.add_task(f"costing on {spec.name}", total=total)
+        task = bar.add_task(f"costing on {spec.name}", total=None)
         rows = zoo_rows(spec, filter, wbits=wbits, abits=abits, batch=batch, store=db,
-                        progress=lambda name: bar.advance(task))
+                        progress=lambda name: bar.advance(task),
+                        on_total=lambda n: bar.update(task, total=n))
     _attach_measurements(rows, db, spec)
     meta = {"hardware": spec.name, "description": spec.description,
             "peak_ops_per_s": 2 * spec.peak_macs_per_s(rows[0]["precision"]),

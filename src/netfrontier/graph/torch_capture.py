@@ -13,7 +13,6 @@ from collections.abc import Iterator
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import flop_registry
 
 from netfrontier.errors import CaptureError
@@ -41,6 +40,15 @@ def meta_init() -> Iterator[None]:
         yield
     finally:
         torch.nn.Module.register_parameter = orig_param
+
+
+def _tensors(obj) -> list[torch.Tensor]:
+    """The tensors in nested tuples/lists (a lighter pytree flatten for the hot path)."""
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, (tuple, list)):
+        return [t for item in obj for t in _tensors(item)]
+    return []
 
 
 def _shape(t: torch.Tensor) -> tuple[int, ...]:
@@ -97,8 +105,8 @@ class _Recorder(TorchDispatchMode):
             out = (torch.empty_like(x), x.new_empty((0,)), x.new_empty((0,)))
         else:
             out = func(*args, **kwargs)
-        flat_in = [a for a in tree_flatten((args, kwargs))[0] if isinstance(a, torch.Tensor)]
-        flat_out = [o for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor)]
+        flat_in = _tensors((args, tuple(kwargs.values())))
+        flat_out = _tensors(out)
         if not flat_out:
             return out
         acts = [t for t in flat_in if id(t) not in self.weight_ids]
