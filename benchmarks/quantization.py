@@ -45,7 +45,7 @@ def main() -> None:
     ap.add_argument("--stages", default="cost,lite,qat")
     ap.add_argument("--data", default=None)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "quantization"))
-    ap.add_argument("--qat-epochs", type=int, default=4)
+    ap.add_argument("--qat-epochs", type=int, default=3)
     ap.add_argument("--qat-wbits", default="4")
     ap.add_argument("--qat-lr", type=float, default=None)
     ap.add_argument("--qat-scale-lr", type=float, default=None)
