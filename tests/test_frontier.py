@@ -52,3 +52,14 @@ def test_recommend_cheapest_that_qualifies():
         recommend(_rows(), 90)
     with pytest.raises(OptionError, match="objective"):
         recommend(_rows(), 70, objective="speed")
+
+
+def test_accuracies_on_another_image_set_do_not_mix_with_reference_figures():
+    rows = [dict(r, top1_source="reference: torchvision") for r in _rows()]
+    rows.append({"model": "sample-only", "top1": 99.0, "top1_source": "measured: imagenet-sample",
+                 "latency_s": 0.1, "dram_bytes": 1, "energy_j": 0.1, "params": 1e6,
+                 "unsupported_layers": 0})
+    annotated, _ = annotate(rows)
+    assert not annotated[-1]["on_frontier_latency"]
+    assert recommend(rows, 75)["model"] == "b"
+    assert recommend(rows[-1:], 90)["model"] == "sample-only"  # alone, it is its own scale

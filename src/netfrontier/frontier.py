@@ -60,9 +60,22 @@ def fit_tradeoff_line(cost, top1, on_front, objective: str = "") -> TradeoffLine
     return TradeoffLine(objective, float(slope), float(intercept), int(len(cost)))
 
 
+def comparable_top1(rows: list[dict]) -> np.ndarray:
+    """Top-1 per row, NaN where it is not comparable with the rest.
+
+    Published ImageNet-1k validation figures ("reference: ...") and accuracies measured on
+    another image set (e.g. the 1,000-image sample, which scores higher) are different scales:
+    when reference figures exist, only they take part in frontiers and recommendations.
+    """
+    has_ref = any(str(r.get("top1_source", "")).startswith("reference") for r in rows)
+    return np.array([r["top1"] if r.get("top1") is not None and (
+        not has_ref or str(r.get("top1_source", "")).startswith("reference")) else np.nan
+        for r in rows], float)
+
+
 def annotate(rows: list[dict]) -> tuple[list[dict], dict[str, TradeoffLine | None]]:
     """Add on_frontier_<obj> and below_line_<obj> to each row (those with a top-1) per objective."""
-    top1 = np.array([r["top1"] if r.get("top1") is not None else np.nan for r in rows], float)
+    top1 = comparable_top1(rows)
     lines = {}
     out = [dict(r) for r in rows]
     for obj, col in OBJECTIVES.items():
@@ -83,6 +96,8 @@ def recommend(rows: list[dict], min_top1: float, objective: str = "latency",
     if objective not in OBJECTIVES:
         raise OptionError(f"unknown objective '{objective}' (use {', '.join(OBJECTIVES)})")
     col = OBJECTIVES[objective]
+    top1 = comparable_top1(rows)
+    rows = [r for r, t in zip(rows, top1) if np.isfinite(t)]
     ok = [r for r in rows if r.get("top1") is not None and r["top1"] >= min_top1
           and (max_params is None or r["params"] <= max_params)
           and (allow_fallback or not r.get("unsupported_layers"))]
