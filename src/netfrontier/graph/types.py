@@ -11,7 +11,6 @@ import json
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 
-import numpy as np
 
 # Operator kinds. A hardware preset lists the kinds it runs natively; the rest fall back to a host.
 MAC_KINDS = ("conv", "depthwise_conv", "grouped_conv", "matmul", "attention")
@@ -140,6 +139,3 @@ def kind_counts(graph: OpGraph) -> dict[str, int]:
         out[n.kind] = out.get(n.kind, 0) + 1
     return out
 
-
-def as_int_array(values, dtype=np.int64) -> np.ndarray:
-    return np.asarray(list(values), dtype=dtype)

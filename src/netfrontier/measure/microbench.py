@@ -70,17 +70,6 @@ class _Repeat(nn.Module):
         return y
 
 
-class _ViewChain(nn.Module):
-    def __init__(self, length: int):
-        super().__init__()
-        self.length = length
-
-    def forward(self, x):
-        for _ in range(self.length):
-            x = x.transpose(-1, -2)
-        return x + 0.0  # one kernel, so the call has an output
-
-
 class _Broadcast(nn.Module):
     """x * s with s of shape (B, C, 1, 1): the scaling of a squeeze-and-excitation block."""
 
@@ -177,13 +166,16 @@ def _vector_cases(batch: int) -> list[Case]:
 
 
 class _Chain(nn.Module):
-    def __init__(self, length: int):
+    """`length` applications of `op` in a row (ReLU kernels, or metadata-only transposes)."""
+
+    def __init__(self, length: int, op=F.relu):
         super().__init__()
         self.length = length
+        self.op = op
 
     def forward(self, x):
         for _ in range(self.length):
-            x = F.relu(x)
+            x = self.op(x)
         return x
 
 
@@ -319,7 +311,7 @@ def _repeated(cases: list[Case], times: int = 16) -> list[Case]:
 
 def _overhead_cases(batch: int) -> list[Case]:
     """Metadata-only ops and module calls: host time in eager mode, nothing on the device."""
-    return [Case(f"viewchain{k}_b{batch}", "view", _ViewChain(k), (batch, 16, 8, 8))
+    return [Case(f"viewchain{k}_b{batch}", "view", _Chain(k, lambda x: x.transpose(-1, -2)), (batch, 16, 8, 8))
             for k in (1, 16, 64)] + \
         [Case(f"modchain{k}_b{batch}", "chain", nn.Sequential(*[nn.ReLU() for _ in range(k)]),
               (batch, 16, 8, 8)) for k in (16, 64)]

@@ -16,14 +16,6 @@ SOURCES: list[ModelSource] = [OnnxFileSource(), FactorySource(), TimmSource(),
 ZOO_SOURCES = ("torchvision", "efficientnet_lite")  # sources whose entries carry an ImageNet top-1
 
 
-def register_source(source: ModelSource, zoo: bool = False) -> None:
-    """Add a model source (e.g. one with measured accuracies) ahead of the catalogue sources."""
-    SOURCES.insert(len(SOURCES) - 1, source)
-    global ZOO_SOURCES
-    if zoo and source.name not in ZOO_SOURCES:
-        ZOO_SOURCES = ZOO_SOURCES + (source.name,)
-
-
 def resolve(name: str) -> tuple[ModelSource, ModelEntry]:
     """The source and entry for a user-typed model name; UnknownModelError with suggestions."""
     for src in SOURCES:
@@ -43,10 +35,6 @@ def zoo_signature() -> str:
     for f in sorted((Path(__file__).parent / "data").glob("*.json")):
         h.update(f.read_bytes())
     return h.hexdigest()[:12]
-
-
-def source_named(name: str) -> ModelSource:
-    return next(s for s in SOURCES if s.name == name)
 
 
 def zoo_entries(pattern: str | None = None) -> list[ModelEntry]:
