@@ -5,6 +5,12 @@ already folded into the convs, so their statistics are frozen) with learned step
 straight-through rounding, scales trained with gradient scaling), against the FP32 teacher's
 soft outputs (knowledge distillation: KL(teacher ‖ student) at temperature T), so unlabelled
 images suffice. The result is a new model with fixed scales, ready for evaluation and export.
+
+Augmentation: "flip" (mirror images; the teacher's logits for both views are computed once) or
+"crop" (a random resized crop of each centre-cropped image, scale 0.25-1, aspect 3/4-4/3, plus
+the flip; the teacher runs on every augmented batch). With a few hundred images the crop gives
+the student far more distinct views to match. Training runs on `device` (e.g. "cuda"); the
+returned model is on the CPU.
 """
 from __future__ import annotations
 
@@ -32,6 +38,8 @@ class QATConfig:
     scale_lr: float = 5e-3
     temperature: float = 1.0
     flip: bool = True
+    augment: str = "flip"  # "flip" | "crop" (random resized crop + flip, teacher run online)
+    device: str = "cpu"
     seed: int = 0
     threads: int | None = None
 
@@ -42,6 +50,31 @@ class QATConfig:
             raise OptionError(f"QAT batch size must be at least 1, got {self.batch_size}")
         if self.lr <= 0 or self.scale_lr < 0:
             raise OptionError("QAT learning rates must be positive")
+        if self.augment not in AUGMENTS:
+            raise OptionError(f"QAT augmentation must be one of {', '.join(AUGMENTS)}, "
+                              f"got '{self.augment}'")
+
+
+AUGMENTS = ("flip", "crop")
+
+
+def random_resized_crop(x: torch.Tensor, gen: torch.Generator, scale=(0.25, 1.0),
+                        ratio=(3 / 4, 4 / 3)) -> torch.Tensor:
+    """One random crop per image (area `scale` of the image, aspect `ratio`), resized back to
+    the image size with bilinear sampling (torchvision.ops.roi_align, all images at once)."""
+    from torchvision.ops import roi_align
+
+    n, _, h, w = x.shape
+    area = torch.empty(n).uniform_(*scale, generator=gen) * h * w
+    logr = torch.empty(n).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=gen)
+    ar = torch.exp(logr)
+    cw = torch.sqrt(area * ar).clamp(max=w)
+    ch = torch.sqrt(area / ar).clamp(max=h)
+    x0 = torch.rand(n, generator=gen) * (w - cw)
+    y0 = torch.rand(n, generator=gen) * (h - ch)
+    boxes = torch.stack([torch.arange(n, dtype=torch.float32), x0, y0, x0 + cw, y0 + ch], 1)
+    return roi_align(x, boxes.to(x.device, x.dtype), output_size=(h, w), spatial_scale=1.0,
+                     sampling_ratio=2, aligned=True)
 
 
 def distillation_loss(student_logits, teacher_logits, temperature: float = 1.0):
@@ -59,8 +92,9 @@ def qat(qmodel: torch.nn.Module, teacher: torch.nn.Module, images, config: QATCo
     (its quantizers in LSQ mode compute the same values); what it returns joins the log."""
     if config.threads:
         torch.set_num_threads(config.threads)
-    model = copy.deepcopy(qmodel).eval()  # eval: dropout and drop-connect off, BN already folded
-    teacher = teacher.eval()
+    dev = torch.device(config.device)
+    model = copy.deepcopy(qmodel).to(dev).eval()  # eval: dropout/drop-connect off, BN folded
+    teacher = (copy.deepcopy(teacher) if dev.type != "cpu" else teacher).to(dev).eval()
     weights, scales = [], []
     for p in model.parameters():
         p.requires_grad_(False)
@@ -83,16 +117,17 @@ def qat(qmodel: torch.nn.Module, teacher: torch.nn.Module, images, config: QATCo
     opt = torch.optim.Adam(groups)
     gen = torch.Generator().manual_seed(config.seed)
     n = len(images)
-    # the teacher's logits for every image and its mirror image, once: the only augmentation
-    # is the flip, so this is exact and saves a teacher pass per step
+    # flip only: the teacher's logits for every image and its mirror image, once (exact, and
+    # saves a teacher pass per step); crop: the teacher runs on each augmented batch
     cached = {}
-    with torch.no_grad():
-        for flip in ((False, True) if config.flip else (False,)):
-            outs = []
-            for s in range(0, n, 50):
-                x = images.preprocess.normalize(images.images[s:s + 50])
-                outs.append(teacher(x.flip(3) if flip else x))
-            cached[flip] = torch.cat(outs)
+    if config.augment == "flip":
+        with torch.no_grad():
+            for flip in ((False, True) if config.flip else (False,)):
+                outs = []
+                for s in range(0, n, 50):
+                    x = images.preprocess.normalize(images.images[s:s + 50]).to(dev)
+                    outs.append(teacher(x.flip(3) if flip else x))
+                cached[flip] = torch.cat(outs)
     steps_per_epoch = math.ceil(n / config.batch_size)
     total = steps_per_epoch * config.epochs
     base = [g["lr"] for g in opt.param_groups]
@@ -103,12 +138,19 @@ def qat(qmodel: torch.nn.Module, teacher: torch.nn.Module, images, config: QATCo
         t0, losses = time.time(), []
         for s in range(0, n, config.batch_size):
             idx = perm[s:s + config.batch_size]
-            x = images.preprocess.normalize(images.images[idx])
-            target = cached[False][idx]
-            if config.flip:
-                flip = torch.rand(len(idx), generator=gen) < 0.5
-                x = torch.where(flip[:, None, None, None], x.flip(3), x)
-                target = torch.where(flip[:, None], cached[True][idx], target)
+            x = images.preprocess.normalize(images.images[idx]).to(dev)
+            flip = (torch.rand(len(idx), generator=gen) < 0.5).to(dev)
+            if config.augment == "crop":
+                x = random_resized_crop(x, gen)
+                if config.flip:
+                    x = torch.where(flip[:, None, None, None], x.flip(3), x)
+                with torch.no_grad():
+                    target = teacher(x)
+            else:
+                target = cached[False][idx.to(dev)]
+                if config.flip:
+                    x = torch.where(flip[:, None, None, None], x.flip(3), x)
+                    target = torch.where(flip[:, None], cached[True][idx.to(dev)], target)
             for g, lr in zip(opt.param_groups, base):
                 g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / total))
             loss = distillation_loss(model(x), target, config.temperature)
@@ -131,5 +173,6 @@ def qat(qmodel: torch.nn.Module, teacher: torch.nn.Module, images, config: QATCo
         p.requires_grad_(False)
     for _, q in quantizers(model):
         q.learn = False
+    model = model.cpu()
     model.qat_log = log
     return model

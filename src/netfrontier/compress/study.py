@@ -30,6 +30,8 @@ class StudyOptions:
     qat: bool = False
     qat_config: QATConfig = field(default_factory=QATConfig)
     qat_wbits: tuple[int, ...] | None = None  # None: every depth in wbits below 8
+    qat_lrs: tuple[float, ...] = ()  # several: chosen on a fifth of the tune half (see below)
+    qat_select_epochs: int | None = None  # epochs of each selection trial (None: as the final)
     mixed: bool = False
     budget_top1_drop: float = 1.0
     objective: str = "latency"
@@ -182,7 +184,8 @@ def run_study(model_name: str, opts: StudyOptions,
             if b >= 8 or (opts.qat_wbits is not None and b not in opts.qat_wbits):
                 continue
             t = time.time()
-            qq = qat(ptq_models[b], pre.model, tune, opts.qat_config,
+            cfg, selection = _select_qat_lr(opts, ptq_models[b], pre.model, tune, say)
+            qq = qat(ptq_models[b], pre.model, tune, cfg,
                      progress=lambda log: say(f"  QAT W{b} epoch {log['epoch']}: "
                                               f"KD loss {log['loss']:.4f} ({log['seconds']:.0f} s)"))
             acc = evaluate(qq, test)
@@ -190,8 +193,10 @@ def run_study(model_name: str, opts: StudyOptions,
                 f"({time.time() - t:.0f} s)")
             rows.append(row(f"W{b}A{opts.abits}", "QAT (LSQ + distillation)", b, layer_bits(qq),
                             acc, fp, extra={"qat": {
-                                "epochs": opts.qat_config.epochs, "train_images": len(tune),
-                                "lr": opts.qat_config.lr, "scale_lr": opts.qat_config.scale_lr,
+                                "epochs": cfg.epochs, "train_images": len(tune),
+                                "lr": cfg.lr, "scale_lr": cfg.scale_lr, "augment": cfg.augment,
+                                "batch_size": cfg.batch_size, "device": cfg.device,
+                                "lr_selection": selection,
                                 "log": qq.qat_log, "seconds": time.time() - t}}))
             _maybe_export(opts, model_name, f"qat_W{b}A{opts.abits}", qq, test, rows[-1])
     if opts.mixed:
@@ -211,6 +216,40 @@ def run_study(model_name: str, opts: StudyOptions,
                         fp, extra={"mixed": res.summary(), "layer_wbits": res.layer_wbits}))
         _maybe_export(opts, model_name, "mixed", qm, test, rows[-1])
     return _relative(rows, opts)
+
+
+def _select_qat_lr(opts: StudyOptions, qmodel, teacher, tune, say):
+    """The QAT config to train with, and how its learning rate was chosen.
+
+    With several `qat_lrs`, each is trained (for `qat_select_epochs`) on four fifths of the tune
+    half and scored on the remaining fifth (top-1 against the FP32 teacher's on the same
+    images): the held-out half never takes part in the choice. The winner is then retrained on
+    the whole tune half for the full epochs.
+    """
+    from dataclasses import replace
+
+    from netfrontier.compress.qat import qat
+    from netfrontier.measure.accuracy import evaluate, paired_difference
+
+    cfg = opts.qat_config
+    if len(opts.qat_lrs) <= 1:
+        return (replace(cfg, lr=opts.qat_lrs[0]) if opts.qat_lrs else cfg), None
+    val, train = tune.split(5)
+    ref = evaluate(teacher, val)
+    scores = []
+    for lr in opts.qat_lrs:
+        trial = qat(qmodel, teacher, train,
+                    replace(cfg, lr=lr, epochs=opts.qat_select_epochs or cfg.epochs))
+        acc = evaluate(trial, val)
+        drop = -paired_difference(ref, acc)[0]
+        say(f"  QAT lr {lr:g}: top-1 {acc.top1:.1f} on {len(val)} selection images "
+            f"(drop {drop:.1f})")
+        scores.append({"lr": lr, "top1": acc.top1, "drop": drop})
+    best = max(scores, key=lambda r: (r["top1"], -r["lr"]))
+    return replace(cfg, lr=best["lr"]), {
+        "rule": f"best top-1 on {len(val)} images of the tune half after "
+                f"{opts.qat_select_epochs or cfg.epochs} epochs on the other {len(train)}; then "
+                f"retrained on all {len(tune)}", "trials": scores}
 
 
 def _maybe_export(opts, model_name, tag, qmodel, test, row) -> None:

@@ -203,16 +203,17 @@ def paired_difference(a: Accuracy, b: Accuracy) -> tuple[float, float]:
 
 def evaluate(model, data: LabelledImages, batch_size: int = 50, threads: int | None = None,
              keep_logits: bool = False, progress: Callable[[int], None] | None = None) -> Accuracy:
-    """Top-1 / top-5 of `model` (eval mode, CPU) on `data`."""
+    """Top-1 / top-5 of `model` (eval mode, on the device its parameters are on) on `data`."""
     import torch
 
     if threads:
         torch.set_num_threads(threads)
     model.eval()
+    dev = next((p.device for p in model.parameters()), torch.device("cpu"))
     c1, c5, logits = [], [], []
     with torch.inference_mode():
         for x, y in data.batches(batch_size, labels=True):
-            out = model(x)
+            out = model(x.to(dev)).float().cpu()
             top5 = out.topk(5, dim=1).indices
             c1.append((top5[:, 0] == y).numpy())
             c5.append((top5 == y[:, None]).any(dim=1).numpy())

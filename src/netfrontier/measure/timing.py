@@ -8,6 +8,7 @@ every measurement.
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import platform
 import statistics
@@ -93,8 +94,39 @@ def environment(device: str) -> dict:
     return env
 
 
+def host_probe_us(device: str, ops: int = 200, repeats: int = 5) -> float:
+    """Host speed at the time of a measurement: median microseconds per dispatch of a
+    one-element relu (no synchronisation inside), so that runs on a slower or busier host can
+    be told apart afterwards. Recorded with every measurement as env["host_probe_us"]."""
+    x = torch.zeros(1, device=device)
+    best = []
+    with torch.inference_mode():
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for _ in range(ops):
+                torch.relu(x)
+            best.append((time.perf_counter() - t0) / ops * 1e6)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return round(statistics.median(best), 3)
+
+
 def time_callable(fn: Callable[[], object], device: str, budget: Budget = Budget()) -> list[float]:
-    """Per-run seconds of `fn()` after warm-up, synchronising the GPU around every run."""
+    """Per-run seconds of `fn()` after warm-up, synchronising the GPU around every run.
+
+    The garbage collector is off while timing (as `timeit` does): a collection inside a timed
+    run adds milliseconds that have nothing to do with the model."""
+    gc_was_on = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        return _time_runs(fn, device, budget)
+    finally:
+        if gc_was_on:
+            gc.enable()
+
+
+def _time_runs(fn: Callable[[], object], device: str, budget: Budget) -> list[float]:
     cuda = device.startswith("cuda")
     for i in range(budget.warmup):
         t0 = time.perf_counter()
@@ -199,7 +231,8 @@ def bench_module(model: torch.nn.Module, input_shape: tuple[int, ...], *, name: 
         x = x.contiguous(memory_format=torch.channels_last)
     run = make_runner(model, x, runtime, device)
     times = time_callable(run, device, budget)
-    env = dict(environment(device), channels_last=channels_last)
+    env = dict(environment(device), channels_last=channels_last,
+               host_probe_us=host_probe_us(device))
     return Measurement(model=name, device=device_name(device), runtime=runtime, dtype=dtype,
                        batch=int(input_shape[0]), resolution=int(input_shape[-1]),
                        env=env, **summarize(times))
