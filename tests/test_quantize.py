@@ -254,3 +254,36 @@ def test_cli_cost_only_report(tmp_path):
     html = (tmp_path / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 6
     assert (tmp_path / "results.csv").read_text().count("\n") == 1 + 4
+
+
+def test_random_resized_crop_keeps_shape_and_varies_views():
+    from netfrontier.compress.qat import random_resized_crop
+
+    x = torch.arange(2 * 3 * 32 * 32, dtype=torch.float32).reshape(2, 3, 32, 32)
+    gen = torch.Generator().manual_seed(0)
+    a, b = random_resized_crop(x, gen), random_resized_crop(x, gen)
+    assert a.shape == x.shape and not torch.equal(a, b)
+    assert a.min() >= x.min() and a.max() <= x.max()  # bilinear samples inside the image
+
+
+def test_qat_with_crop_augmentation_rejects_unknown_augment():
+    from netfrontier.compress.qat import QATConfig
+    from netfrontier.errors import OptionError
+
+    with pytest.raises(OptionError, match="augmentation"):
+        QATConfig(augment="mixup")
+
+
+def test_qat_learning_rate_is_chosen_on_the_tune_half_only(trained):
+    from netfrontier.compress.study import StudyOptions, _select_qat_lr
+
+    model, tune, _ = trained
+    q = quantize(model, QuantConfig(wbits=2, abits=4, first_last_bits=None),
+                 list(tune.batches(40)))
+    opts = StudyOptions(qat_lrs=(1e-6, 2e-3), qat_select_epochs=2,
+                        qat_config=QATConfig(epochs=6, batch_size=20, scale_lr=2e-2,
+                                             augment="crop"))
+    cfg, sel = _select_qat_lr(opts, q, model, tune, lambda s: None)
+    assert [t["lr"] for t in sel["trials"]] == [1e-6, 2e-3]
+    assert cfg.lr == max(sel["trials"], key=lambda t: t["top1"])["lr"] and cfg.epochs == 6
+    assert "tune half" in sel["rule"]

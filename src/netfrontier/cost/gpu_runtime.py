@@ -18,6 +18,10 @@ host     eager mode spends host time on every op (`host_s` per class, `host_view
          + device_i. The call costs `fixed_s` more (Python entry, first launch latency).
 graph    a CUDA graph launches every kernel at once: latency = fixed_s + sum of kernel times,
          and never less than `floor_s` (the host time of the launch itself).
+sync     a CPU runs each op to completion before dispatching the next: latency = fixed_s +
+         sum over ops of (host + device), where `device_s` curves hold each op's whole time
+         (dispatch included, from repeated-op cases) and the host side is the metadata-only
+         ops (`host_view_s`).
 switch   a kernel that follows a kernel of another class costs `switch_s` more (new code,
          shared-memory split, launch shape): repeated-op micro-benchmarks never pay it, mixed
          sequences do.
@@ -93,14 +97,15 @@ def lookup(table: dict, cls: str):
     return None
 
 
-def op_features(graph: OpGraph, elem_bytes: float, by_batch: bool = False) -> dict:
+def op_features(graph: OpGraph, elem_bytes: float, by_batch: bool = False,
+                bias_kernel: bool = True) -> dict:
     """Per LayerTable('none') row: class, MACs, bytes, and the extra work PyTorch does with it.
 
     Views and folded ops before a row (in execution order) are charged to that row:
     `views` counts metadata-only dispatches, `extra` lists (class, bytes) of extra kernels (a
-    conv's bias add, folded constant computations). Rows the runtime does not run (see
-    `_native_mha_skips`) get class "skip": one dispatch, no kernel. `by_batch`: grouped-conv
-    classes carry the batch (eager profiles).
+    conv's bias add when `bias_kernel`, as on CUDA; folded constant computations). Rows the
+    runtime does not run (see `_native_mha_skips`) get class "skip": one dispatch, no kernel.
+    `by_batch`: grouped-conv classes carry the batch (eager profiles).
     """
     cls, macs, nbytes, views, extra = [], [], [], [], []
     pending = {"views": 0, "extra": []}
@@ -120,7 +125,7 @@ def op_features(graph: OpGraph, elem_bytes: float, by_batch: bool = False) -> di
             pending["views"] += 1
             close_row("skip", 0, 0.0)
         elif n.kind != "view":
-            if n.kind in CONV_KINDS and len(n.weight_shapes) >= 2:
+            if bias_kernel and n.kind in CONV_KINDS and len(n.weight_shapes) >= 2:
                 pending["extra"].append(("add", 2 * n.output_elems * elem_bytes))
             close_row(op_class(n.kind, op, n.dims[2], graph.batch if by_batch else 0,
                                n.kernel_hw[0]), n.macs,
@@ -207,7 +212,8 @@ def roofline_s(hw: HardwareSpec, macs, nbytes) -> np.ndarray:
 def op_times(graph: OpGraph, hw: HardwareSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(host seconds, kernel seconds, memory-bound flag) per LayerTable('none') row."""
     cal = hw.calibration
-    f = op_features(graph, hw.default_abits / 8.0, by_batch=cal.runtime == "eager")
+    f = op_features(graph, hw.default_abits / 8.0, by_batch=cal.runtime == "eager",
+                    bias_kernel=cal.runtime != "sync")
     rows = len(f["cls"])
     t_ideal = roofline_s(hw, f["macs"], f["bytes"])
     device = np.zeros(rows)
@@ -221,9 +227,12 @@ def op_times(graph: OpGraph, hw: HardwareSpec) -> tuple[np.ndarray, np.ndarray, 
         for c, b in extra:
             device[i] += float(kernel_seconds(hw, c, roofline_s(hw, 0.0, b)))
             host[i] += float(lookup(cal.host_s, c) or 0.0)
+    peak = max(hw.macs_per_cycle.values()) * hw.cores * hw.clock_hz
+    # no op runs its MACs faster than the measured peak: a curve fitted on cache-resident
+    # (faster than DRAM) cases may place a compute-bound op of the same roofline time below it
+    device = np.maximum(device, f["macs"] / peak)
     if cal.switch_s:
         device += cal.switch_s * class_switches(f)
-    peak = max(hw.macs_per_cycle.values()) * hw.cores * hw.clock_hz
     memory_bound = f["bytes"] / hw.dram_bytes_per_s > f["macs"] / peak
     return host, device, memory_bound
 
@@ -240,7 +249,10 @@ def runtime_rows(graph: OpGraph, hw: HardwareSpec) -> tuple[np.ndarray, ...]:
     """
     cal = hw.calibration
     host, device, memory_bound = op_times(graph, hw)
-    if cal.runtime == "eager":
+    if cal.runtime == "sync":
+        latency = host + device
+        host_bound = host > device
+    elif cal.runtime == "eager":
         issue = np.cumsum(host)
         done = np.cumsum(device)
         finish = done + np.maximum.accumulate(issue - (done - device))

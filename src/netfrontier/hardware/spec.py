@@ -264,8 +264,8 @@ def spec_from_dict(d: dict, path: str = "<dict>") -> HardwareSpec:
                               runtime=str(cal.get("runtime", "")),
                               below=str(cal.get("below", "flat")))
     if calibration.device_s:
-        if calibration.runtime not in ("eager", "graph"):
-            raise _fail(path, "'calibration.runtime' must be eager or graph")
+        if calibration.runtime not in ("eager", "graph", "sync"):
+            raise _fail(path, "'calibration.runtime' must be eager, graph or sync")
         if calibration.below not in ("flat", "proportional"):
             raise _fail(path, "'calibration.below' must be flat or proportional")
         for cls, knots in calibration.device_s.items():

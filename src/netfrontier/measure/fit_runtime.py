@@ -78,11 +78,17 @@ def call_figures(records: list[dict], graph_mode: bool) -> dict:
     return {"fixed_s": max(fixed, 0.0), "floor_s": 0.0, "host_view_s": max(view_s, 0.0)}
 
 
-def knots(points: list[tuple[float, float]], per_bin: int = 5) -> list[list[float]]:
-    """Binned medians of (x, y) points, x strictly increasing, y made non-decreasing by a
-    running maximum: more work never takes less time than a smaller bin's median."""
+def knots(points: list[tuple[float, float]], per_bin: int | None = None) -> list[list[float]]:
+    """Binned medians of (x, y) = (log10 roofline s, log10 s) points, x strictly increasing,
+    y made non-decreasing by a running maximum: more work never takes less time than a
+    smaller bin's median. Bins hold `per_bin` points: by default 5, fewer for a class with
+    few points (a quarter of them, at least one), so that a short curve still spans its range
+    (six attention cases binned by five made one knot, flat below it: a small attention was
+    charged a large one's time)."""
     pts = sorted(points)
     n = len(pts)
+    if per_bin is None:
+        per_bin = max(1, min(5, n // 4))
     edges = np.linspace(0, n, max(1, round(n / per_bin)) + 1).astype(int)
     out: list[list[float]] = []
     for a, b in zip(edges[:-1], edges[1:]):
@@ -98,14 +104,16 @@ def knots(points: list[tuple[float, float]], per_bin: int = 5) -> list[list[floa
 
 
 def _per_op(records: list[dict], call: dict, peak: float, bandwidth: float, elem_bytes: float,
-            by_batch: bool, cases: dict | None = None) -> dict[str, list[tuple[float, float]]]:
+            by_batch: bool, cases: dict | None = None,
+            bias_kernel: bool = True) -> dict[str, list[tuple[float, float]]]:
     """class -> [(roofline seconds, seconds per op)] over the single-class `rep16_` cases;
     `cases`, if given, also gets case name -> (class, seconds per op)."""
     per_op: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for r in records:
         if not r["case"].startswith(REPEAT_PREFIX):
             continue
-        f = op_features(OpGraph.from_json(r["graph"]), elem_bytes, by_batch=by_batch)
+        f = op_features(OpGraph.from_json(r["graph"]), elem_bytes, by_batch=by_batch,
+                        bias_kernel=bias_kernel)
         if len(f["cls"]) != REPEATS or len(set(f["cls"])) != 1 or any(f["extra"]):
             continue  # several kernel classes per repeat: not one class's figure
         t_ideal = max(f["macs"][0] / peak, f["bytes"][0] / bandwidth, 1e-12)
@@ -144,6 +152,13 @@ def fit_runtime(records: list[dict], runtime: str, peak: float, bandwidth: float
     graphs; kernel times then come from them, and host times from the eager repeats that take
     more than 1.5× the same case's kernel time.
     """
+    if runtime == "sync":  # a CPU: each repeat's time per op is the op's whole time
+        call = call_figures(records, False)
+        device, efficiency = _curves(_per_op(records, call, peak, bandwidth, elem_bytes,
+                                             by_batch=False, bias_kernel=False))
+        return {"runtime": "sync", "below": "flat", "fixed_s": float(f"{call['fixed_s']:.4g}"),
+                "floor_s": 0.0, "host_view_s": float(f"{call['host_view_s']:.4g}"),
+                "host_s": {}, "device_s": device, "efficiency": efficiency}
     graph_mode = runtime != "eager"
     call = call_figures(records, graph_mode)
     eager_cases: dict = {}
@@ -191,7 +206,9 @@ def fit_switch(records: list[dict], spec) -> float:
         if not r["case"].startswith(BLOCK_PREFIX):
             continue
         graph = OpGraph.from_json(r["graph"])
-        switches = class_switches(op_features(graph, spec.default_abits / 8.0)).sum()
+        switches = class_switches(op_features(
+            graph, spec.default_abits / 8.0,
+            bias_kernel=spec.calibration.runtime != "sync")).sum()
         if switches:
             per_switch.append((r["median_s"] - DEFAULT_MODEL.estimate(graph, spec).latency_s) /
                               switches)

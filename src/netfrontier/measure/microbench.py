@@ -297,6 +297,47 @@ def _layout_cases(batch: int) -> list[Case]:
     return cases
 
 
+def _size_range_cases(batch: int) -> list[Case]:
+    """The small and the large ends of what networks run at batch 1: squeeze-and-excitation
+    pieces (1×1 convolutions, activations and the broadcast scaling on 1×1 maps), late-stage
+    mobile layers at 7×7 and 14×14, and element-wise ops and norms on the 224×224 and
+    112×112 maps of VGG and ConvNeXt-sized stems (larger than a CPU's L2, near its L3)."""
+    cases = []
+    for cin, cout in [(16, 8), (64, 16), (240, 64), (576, 144), (1152, 48), (2304, 96)]:
+        cases.append(Case(f"seconv1x1_{cin}x{cout}_b{batch}", "conv", nn.Conv2d(cin, cout, 1),
+                          (batch, cin, 1, 1)))
+    for cin, cout, hw in [(16, 16, 56), (24, 72, 28), (48, 288, 7), (96, 576, 7), (160, 960, 7)]:
+        cases.append(Case(f"conv1x1_s1_{cin}x{cout}@{hw}_b{batch}", "conv",
+                          nn.Conv2d(cin, cout, 1, bias=False), (batch, cin, hw, hw)))
+    for ch, hw, k, s in [(16, 56, 3, 2), (88, 14, 3, 1), (576, 7, 3, 1), (96, 14, 5, 2),
+                         (120, 28, 5, 1), (72, 28, 3, 1)]:
+        cases.append(Case(f"dwconv{k}x{k}_s{s}_{ch}@{hw}_b{batch}", "depthwise_conv",
+                          nn.Conv2d(ch, ch, k, s, k // 2, groups=ch, bias=False),
+                          (batch, ch, hw, hw)))
+    tiny = {"relu": F.relu, "sigmoid": torch.sigmoid, "hardsigmoid": F.hardsigmoid,
+            "hardswish": F.hardswish, "silu": F.silu}
+    for (ch, hw), (name, fn) in itertools.product([(72, 1), (576, 1), (96, 14), (576, 7)],
+                                                  tiny.items()):
+        cases.append(Case(f"{name}_{ch}@{hw}_b{batch}", name, _Fn(fn), (batch, ch, hw, hw)))
+    for ch, hw in [(96, 14), (576, 7), (16, 56)]:
+        cases.append(Case(f"semul_{ch}@{hw}_b{batch}", "mul", _Broadcast(), (batch, ch, hw, hw)))
+        cases.append(Case(f"gap_{ch}@{hw}_b{batch}", "reduce", nn.AdaptiveAvgPool2d(1),
+                          (batch, ch, hw, hw)))
+    for ch, hw in [(64, 224), (128, 112)]:
+        for name, fn in {"relu": F.relu, "add": lambda x: x + x, "gelu": F.gelu}.items():
+            cases.append(Case(f"{name}_{ch}@{hw}_b{batch}", name, _Fn(fn), (batch, ch, hw, hw)))
+        cases.append(Case(f"batchnorm_{ch}@{hw}_b{batch}", "batchnorm", nn.BatchNorm2d(ch),
+                          (batch, ch, hw, hw)))
+        cases.append(Case(f"maxpool_{ch}@{hw}_b{batch}", "maxpool", nn.MaxPool2d(2, 2),
+                          (batch, ch, hw, hw)))
+    for tokens, dim in [(3136, 128), (784, 512)]:
+        cases.append(Case(f"layernorm_{tokens}x{dim}_b{batch}", "layernorm", nn.LayerNorm(dim),
+                          (batch, tokens, dim)))
+        cases.append(Case(f"gelu_tok_{tokens}x{dim * 4}_b{batch}", "gelu", _Fn(F.gelu),
+                          (batch, tokens, dim * 4)))
+    return cases
+
+
 def _repeated(cases: list[Case], times: int = 16) -> list[Case]:
     """Each single-op case repeated `times` times in one call (convolutions without bias)."""
     out = []
@@ -335,4 +376,6 @@ def suite(batches: tuple[int, ...] = (1,), quick: bool = False,
         cases += [c for b in batches for c in _layout_cases(b) + _repeated(_layout_cases(b))]
         cases += [c for b in batches for c in _window_bmm_cases(b) +
                   _repeated(_window_bmm_cases(b))]
+        cases += [c for b in batches for c in _size_range_cases(b) +
+                  _repeated(_size_range_cases(b))]
     return cases[::3] if quick else cases
