@@ -139,3 +139,13 @@ def test_knots_of_a_short_class_span_its_range():
     pts = [(-5 + i, -4.5 + i) for i in range(6)]  # six cases: not one knot, flat below
     k = knots(pts)
     assert len(k) == 6 and k[0][0] == -5 and k[-1][0] == 0
+
+
+def test_fit_needs_the_repeated_op_cases():
+    from netfrontier.errors import MeasurementError
+    from netfrontier.measure.calibrate import fit_profile, load_records
+
+    recs = [r for r in load_records(DATA.parent / "cpu" / "cpu-2core-fp32-eager.calibration.jsonl")
+            if not r["case"].startswith("rep16_")]
+    with pytest.raises(MeasurementError, match="repeated-op"):
+        fit_profile(recs, "x", 32 * 2**20)

@@ -142,15 +142,15 @@ def qat(qmodel: torch.nn.Module, teacher: torch.nn.Module, images, config: QATCo
             flip = (torch.rand(len(idx), generator=gen) < 0.5).to(dev)
             if config.augment == "crop":
                 x = random_resized_crop(x, gen)
-                if config.flip:
-                    x = torch.where(flip[:, None, None, None], x.flip(3), x)
+            if config.flip:
+                x = torch.where(flip[:, None, None, None], x.flip(3), x)
+            if config.augment == "crop":
                 with torch.no_grad():
                     target = teacher(x)
             else:
-                target = cached[False][idx.to(dev)]
-                if config.flip:
-                    x = torch.where(flip[:, None, None, None], x.flip(3), x)
-                    target = torch.where(flip[:, None], cached[True][idx.to(dev)], target)
+                i = idx.to(dev)
+                target = (torch.where(flip[:, None], cached[True][i], cached[False][i])
+                          if config.flip else cached[False][i])
             for g, lr in zip(opt.param_groups, base):
                 g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / total))
             loss = distillation_loss(model(x), target, config.temperature)

@@ -2,19 +2,16 @@
 
 1. `run_suite` times every micro-benchmark case on the device and keeps, per case, its captured
    graph: the raw data a profile is fitted from (and committed beside it).
-2. `fit_profile` measures the peak MAC rate and the bandwidth (largest matmul, largest copy),
-   never taken from a datasheet. On a GPU whose records hold the repeated-op cases it then fits
-   the GPU-runtime model (measure/fit_runtime.py: host time per op, kernel-time curves, per-call
-   costs). Otherwise (CPU, or older records) it derives, per operator kind, the fixed overhead
-   per op and the efficiency (fraction of the measured peak, or of the measured bandwidth for
-   non-MAC kinds) as a piecewise-linear function of log10(work), from binned medians.
+2. `fit_profile` measures the peak MAC rate and the DRAM bandwidth (`dram_bandwidth`), never
+   taken from a datasheet, then fits the runtime model of cost/gpu_runtime.py from the
+   repeated-op cases (measure/fit_runtime.py: per-class time curves, host time per op,
+   per-call costs): ops pipelined behind the host (GPU eager), replayed at once (CUDA
+   graphs) or run one after another (CPU, `sync`).
 The zoo is never used here: it is the held-out test (`validate`).
 """
 from __future__ import annotations
 
 import json
-import math
-import statistics
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,7 +23,6 @@ from netfrontier.hardware.spec import spec_from_dict
 from netfrontier.measure.fit_runtime import REPEAT_PREFIX, call_figures, fit_runtime, fit_switch
 
 BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
-CACHE_SPEEDUP = 50.0  # non-MAC kinds may beat DRAM bandwidth by this much when cache-resident
 PRECISION = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16"}
 KERNEL_CASES = (REPEAT_PREFIX, "chain", "block4_")  # also replayed as CUDA graphs under eager
 
@@ -113,42 +109,6 @@ def _base_spec(name: str, device_name: str, kind: str, dtype: str, peak_macs_per
     }
 
 
-def _row_features(rec: dict, spec) -> tuple[str, float, float, float] | None:
-    """(kind, MACs, bytes touched, modelled DRAM seconds) of a single-row case; None otherwise."""
-    from netfrontier.cost.analytical import DEFAULT_MODEL
-
-    graph = OpGraph.from_json(rec["graph"])
-    t = graph.layer_table("none")
-    if t.rows != 1:
-        return None
-    kind = OP_KINDS[t.anchor_kind[0]]
-    nbytes = BYTES[rec["dtype"]]
-    touched = float(t.out_elems[0] + t.weight_elems[0] + t.graph_input_elems[0]) * nbytes
-    table = DEFAULT_MODEL.estimate(graph, spec)
-    return kind, float(t.macs[0]), touched, float(table.columns["memory_s"][0])
-
-
-def _knots(points: list[tuple[float, float]], cap: float, per_bin: int = 4) -> list[list[float]]:
-    """Binned medians of (log10 work, efficiency ≤ cap), sorted by work."""
-    points = sorted(points)
-    out = []
-    for i in range(0, len(points), per_bin):
-        chunk = points[i:i + per_bin]
-        if len(chunk) < 2 and out:
-            chunk = points[i - 1:i + per_bin]
-        x = statistics.median(p[0] for p in chunk)
-        y = statistics.median(p[1] for p in chunk)
-        out.append([round(x, 4), round(min(max(y, 1e-4), cap), 5)])
-    # keep x strictly increasing for np.interp
-    dedup = []
-    for x, y in out:
-        if dedup and x <= dedup[-1][0]:
-            dedup[-1][1] = max(dedup[-1][1], y)
-        else:
-            dedup.append([x, y])
-    return dedup
-
-
 def dram_bandwidth(feats: list[tuple], onchip_bytes: float) -> tuple[float, str]:
     """(bytes per second, how it was found) of external memory.
 
@@ -166,17 +126,6 @@ def dram_bandwidth(feats: list[tuple], onchip_bytes: float) -> tuple[float, str]
             f"the last-level cache ({best[0]['case']})"
     big = sorted((f for f in feats if f[1] in ("copy", "add")), key=lambda f: -f[3])[:4]
     return max(f[3] / f[0]["min_s"] for f in big), "best rate of the four largest copies"
-
-
-def _fit_fixed(records: list[dict]) -> float:
-    """Per-call cost: the intercept of time against chain length over the chain cases."""
-    pts = [(int(r["case"].split("_")[0][5:]), r["median_s"]) for r in records
-           if r["kind"] == "chain" and r["case"].startswith("chain")]
-    if len(pts) < 2:
-        return 0.0
-    k, t = np.array(pts, float).T
-    slope, intercept = np.polyfit(k, t, 1)
-    return max(float(intercept), 0.0)
 
 
 def fit_profile(records: list[dict], name: str, onchip_bytes: float) -> dict:
@@ -204,66 +153,31 @@ def fit_profile(records: list[dict], name: str, onchip_bytes: float) -> dict:
         feats.append((r, k, float(t.macs[0]), touched))
     peak = max(m / r["min_s"] for r, k, m, _ in feats if k in MAC_KINDS)
     bandwidth, bw_source = dram_bandwidth(feats, onchip_bytes)
-    fixed = _fit_fixed(ok)
     spec_dict = _base_spec(name, device, kind, dtype, peak, bandwidth, onchip_bytes, runtime)
     spec_dict["sources"]["dram_bytes_per_s"] += f" ({bw_source})"
-    if any(r["case"].startswith(REPEAT_PREFIX) for r in ok):
-        model_runtime = "sync" if kind == "cpu" else runtime
-        cal = fit_runtime(ok, model_runtime, peak, bandwidth, BYTES[dtype],
-                          kernel_records or None)
-        spec_dict["sources"]["op_overhead_s"] = "unused: see calibration.host_s and device_s"
-        spec_dict["calibration"] = {
-            "provenance": f"{len(ok)} micro-benchmarks on {device}, {runtime}, {dtype}, batches "
-                          f"{sorted({r['batch'] for r in ok})}"
-                          + (f", kernel times from {len(kernel_records)} of them replayed as CUDA "
-                             "graphs" if kernel_records else "")
-                          + "; runtime model (netfrontier.cost.gpu_runtime)", **cal}
-        if cal["runtime"] == "sync":
-            switch = fit_switch(ok, spec_from_dict(spec_dict, name))
-            spec_dict["calibration"]["switch_s"] = float(f"{switch:.4g}")
-        elif cal["runtime"] == "graph" or kernel_records:
-            graph_cal = {**spec_dict["calibration"], **call_figures(kernel_records or ok, True),
-                         "runtime": "graph", "host_s": {}, "below": "flat"}
-            switch = fit_switch(kernel_records or ok,
-                                spec_from_dict({**spec_dict, "calibration": graph_cal}, name))
-            spec_dict["calibration"]["switch_s"] = float(f"{switch:.4g}")
-        spec_from_dict(spec_dict, name)  # validate before anyone writes it
-        return spec_dict
-    spec = spec_from_dict(spec_dict, name)
-    add_mode = spec.overhead_mode == "add"
-    efficiency, overhead = {}, {}
-    by_kind: dict[str, list] = {}
-    for r, k, macs, touched in feats:
-        mem = _row_features(r, spec)[3] if k in MAC_KINDS else 0.0
-        by_kind.setdefault(k, []).append((r["median_s"], macs, touched, mem))
-    for k, pts in sorted(by_kind.items()):
-        mac = k in MAC_KINDS
-        rate = peak if mac else bandwidth
-        work = [(m if mac else b) for _, m, b, _ in pts]
-        if add_mode:
-            o = max(0.0, min(t - fixed - w / rate for (t, _, _, _), w in zip(pts, work)))
-        else:
-            o = max(0.0, min(t for t, _, _, _ in pts) - fixed)
-        overhead[k] = float(f"{o:.4g}")
-        eff_pts = []
-        for (t, _, _, mem), w in zip(pts, work):
-            t = t - fixed
-            busy = t - o if add_mode else t
-            if busy <= 0.05 * t or (not add_mode and t < 1.3 * o) or mem > 0.5 * busy:
-                continue  # overhead- or memory-dominated: says nothing about throughput
-            eff_pts.append((math.log10(max(w, 1.0)), w / (rate * busy)))
-        if eff_pts:
-            efficiency[k] = _knots(eff_pts, cap=1.0 if mac else CACHE_SPEEDUP)
-    # kinds the suite has no case of borrow the element-wise fit
-    for k in OP_KINDS:
-        if k not in MAC_KINDS and k != "view" and k not in by_kind and "add" in by_kind:
-            overhead[k] = overhead["add"]
-            if "add" in efficiency:
-                efficiency[k] = [list(knot) for knot in efficiency["add"]]
+    if not any(r["case"].startswith(REPEAT_PREFIX) for r in ok):
+        from netfrontier.errors import MeasurementError
+
+        raise MeasurementError("the records hold no repeated-op case (rep16_...): re-run "
+                               "'netfrontier calibrate', whose suite includes them")
+    model_runtime = "sync" if kind == "cpu" else runtime
+    cal = fit_runtime(ok, model_runtime, peak, bandwidth, BYTES[dtype], kernel_records or None)
+    spec_dict["sources"]["op_overhead_s"] = "unused: see calibration.host_s and device_s"
     spec_dict["calibration"] = {
         "provenance": f"{len(ok)} micro-benchmarks on {device}, {runtime}, {dtype}, batches "
-                      f"{sorted({r['batch'] for r in ok})}; raw data beside this file",
-        "efficiency": efficiency, "overhead_s": overhead, "fixed_s": float(f"{fixed:.4g}")}
+                      f"{sorted({r['batch'] for r in ok})}"
+                      + (f", kernel times from {len(kernel_records)} of them replayed as CUDA "
+                         "graphs" if kernel_records else "")
+                      + "; runtime model (netfrontier.cost.gpu_runtime)", **cal}
+    if cal["runtime"] == "sync":
+        switch = fit_switch(ok, spec_from_dict(spec_dict, name))
+        spec_dict["calibration"]["switch_s"] = float(f"{switch:.4g}")
+    elif cal["runtime"] == "graph" or kernel_records:
+        graph_cal = {**spec_dict["calibration"], **call_figures(kernel_records or ok, True),
+                     "runtime": "graph", "host_s": {}, "below": "flat"}
+        switch = fit_switch(kernel_records or ok,
+                            spec_from_dict({**spec_dict, "calibration": graph_cal}, name))
+        spec_dict["calibration"]["switch_s"] = float(f"{switch:.4g}")
     spec_from_dict(spec_dict, name)  # validate before anyone writes it
     return spec_dict
 
