@@ -11,7 +11,8 @@ keeps the others', and the commands of every stage are recorded in the meta data
 2. (lite) EfficientNet-Lite0/1/2: FP32, PTQ W8/W6/W4; for Lite0 also mixed precision
    (latency on img-series4-1core, top-1 budget 1 point) and QDQ ONNX export with the ONNX
    Runtime parity check. All top-1 on the held-out half of imagenet-sample.
-3. (qat) EfficientNet-Lite0 QAT (LSQ + distillation on the tune half) at --qat-wbits; with
+3. (qat) EfficientNet-Lite0 QAT (LSQ + distillation on the tune half) at --qat-wbits, from
+   nearest-rounded PTQ or (--rounding gptq) from GPTQ-rounded PTQ, whose row is added; with
    several --qat-lr values the rate is chosen on a fifth of the tune half; --device cuda trains
    on a GPU (evaluation stays on the CPU, like every other variant's).
 
@@ -58,6 +59,11 @@ def main() -> None:
     ap.add_argument("--qat-batch", type=int, default=16)
     ap.add_argument("--device", default="cpu", help="where QAT trains (cpu | cuda)")
     ap.add_argument("--qat-scale-lr", type=float, default=None)
+    ap.add_argument("--qat-features", type=float, default=0.0,
+                    help="QAT: weight of matching the FP32 batch-norm outputs")
+    ap.add_argument("--rounding", default="nearest",
+                    help="qat stage: PTQ rounding QAT starts from (nearest | gptq); a GPTQ "
+                         "PTQ row is then reported too")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--onnx-dir", default="/tmp/netfrontier-quant-onnx",
@@ -152,10 +158,11 @@ def main() -> None:
                             qat_select_epochs=args.qat_select_epochs,
                             qat_config=QATConfig(epochs=args.qat_epochs, augment=args.qat_augment,
                                                  batch_size=args.qat_batch, device=args.device,
-                                                 **kw),
-                            export_onnx=args.onnx_dir, **base)
+                                                 feature_weight=args.qat_features, **kw),
+                            rounding=args.rounding, export_onnx=args.onnx_dir, **base)
         rows = run_study("efficientnet_lite0", opts, say)
-        new.extend({**r, "stage": "qat"} for r in rows if r["method"].startswith("QAT"))
+        new.extend({**r, "stage": "qat"} for r in rows
+                   if r["method"].startswith("QAT") or "GPTQ" in r["method"])
         flush()
     say("done")
     flush()

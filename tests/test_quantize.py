@@ -287,3 +287,28 @@ def test_qat_learning_rate_is_chosen_on_the_tune_half_only(trained):
     assert [t["lr"] for t in sel["trials"]] == [1e-6, 2e-3]
     assert cfg.lr == max(sel["trials"], key=lambda t: t["top1"])["lr"] and cfg.epochs == 6
     assert "tune half" in sel["rule"]
+
+
+def test_qat_feature_distillation_taps_the_batch_norms_and_trains(trained):
+    from netfrontier.compress.qat import _Taps, feature_loss, feature_taps
+
+    model, tune, test = trained
+    x = next(tune.batches(40))
+    assert feature_taps(model, x[:1]) == ["1", "4", "7"]  # the BNs after the three convs
+    q = quantize(model, QuantConfig(wbits=2, abits=4, first_last_bits=None),
+                 list(tune.batches(40)))
+
+    def feat_err(m):
+        ts, tt = _Taps(m, ["1", "4", "7"]), _Taps(model, ["1", "4", "7"])
+        with torch.no_grad():
+            m(x), model(x)
+        ts.remove(), tt.remove()
+        return feature_loss(ts.out, tt.out).item()
+
+    runs = {fw: qat(q, model, tune, QATConfig(epochs=4, batch_size=20, lr=2e-3, scale_lr=2e-2,
+                                              feature_weight=fw)) for fw in (0.0, 10.0)}
+    # matching the teacher's features brings them closer than matching its logits alone
+    assert feat_err(runs[10.0]) < 0.9 * feat_err(runs[0.0])
+    assert not runs[10.0][1]._forward_hooks and not model[1]._forward_hooks  # taps removed
+    with pytest.raises(OptionError, match="feature weight"):
+        QATConfig(feature_weight=-1)

@@ -77,6 +77,12 @@ def quantize(
     qat: bool = typer.Option(False, "--qat", help="also quantization-aware training at each "
                                                   "depth below 8"),
     epochs: int = typer.Option(3, "--epochs", help="QAT epochs"),
+    rounding: str = typer.Option("nearest", "--rounding",
+                                 help="PTQ weight rounding below 8 bits: nearest | gptq (each "
+                                      "layer's output error minimised; QAT starts from it)"),
+    feature_weight: float = typer.Option(0.0, "--feature-weight",
+                                         help="QAT: weight of matching the FP32 model's "
+                                              "batch-norm outputs (0: logits only)"),
     mixed: bool = typer.Option(False, "--mixed", help="also a mixed-precision allocation"),
     budget: float = typer.Option(1.0, "--budget-top1-drop",
                                  help="mixed: allowed top-1 drop vs FP32 (points)"),
@@ -106,7 +112,9 @@ def quantize(
         wbits=_bits_list(wbits, "--wbits"), abits=abits,
         hardware=tuple(h.strip() for h in hw.split(",") if h.strip()),
         data=str(data) if data else None, limit=limit, calib_images=calib, qat=qat,
-        qat_config=QATConfig(epochs=epochs, threads=threads), mixed=mixed,
+        rounding=rounding,
+        qat_config=QATConfig(epochs=epochs, threads=threads, feature_weight=feature_weight),
+        mixed=mixed,
         budget_top1_drop=budget, objective=objective,
         export_onnx=str(out / "onnx") if onnx else None, threads=threads)
     rows = []

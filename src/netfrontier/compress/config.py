@@ -8,6 +8,7 @@ from netfrontier.errors import OptionError
 MIN_BITS, MAX_BITS = 2, 16
 ACT_OBSERVERS = ("minmax", "mse", "percentile")
 WEIGHT_CLIPS = ("minmax", "mse")
+ROUNDINGS = ("nearest", "gptq")
 
 
 def check_bits(what: str, bits: int) -> int:
@@ -32,6 +33,9 @@ class QuantConfig:
     `bias_correction` subtracts the mean output error that weight rounding causes, per channel,
     measured on the calibration data (Nagel et al. 2019, empirical form). `fold_bn` folds
     batch norms into the preceding conv before quantizing (as inference hardware does).
+    `rounding` "nearest" rounds each weight to its nearest grid point; "gptq" rounds each
+    Conv2d/Linear layer so that its output on the calibration data moves least (compress.gptq),
+    then re-calibrates the activation ranges.
     """
 
     wbits: int = 8
@@ -44,6 +48,7 @@ class QuantConfig:
     layer_wbits: dict = field(default_factory=dict, hash=False)
     bias_correction: bool = False
     fold_bn: bool = True
+    rounding: str = "nearest"
     calib_batches: int | None = None  # None: all batches of the calibration loader
 
     def __post_init__(self):
@@ -56,6 +61,9 @@ class QuantConfig:
         if self.weight_clip not in WEIGHT_CLIPS:
             raise OptionError(f"weight_clip must be one of {', '.join(WEIGHT_CLIPS)}, "
                               f"got {self.weight_clip!r}")
+        if self.rounding not in ROUNDINGS:
+            raise OptionError(f"rounding must be one of {', '.join(ROUNDINGS)}, "
+                              f"got {self.rounding!r}")
         if self.act_observer not in ACT_OBSERVERS:
             raise OptionError(f"act_observer must be one of {', '.join(ACT_OBSERVERS)}, "
                               f"got {self.act_observer!r}")

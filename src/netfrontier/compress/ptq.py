@@ -222,6 +222,11 @@ def quantize(model: nn.Module, config: QuantConfig, calib_loader: Iterable,
         fold_batchnorm(q, example)
     attach_quantizers(q, config, example)
     calibrate(q, batches, config)
+    if config.rounding == "gptq":
+        from netfrontier.compress.gptq import gptq
+
+        gptq(q, batches)
+        calibrate(q, batches, config)  # the ranges the rounded weights produce
     if config.bias_correction:
         bias_correction(q, batches, config)
     return q

@@ -40,6 +40,7 @@ class QATConfig:
     flip: bool = True
     augment: str = "flip"  # "flip" | "crop" (random resized crop + flip, teacher run online)
     device: str = "cpu"
+    feature_weight: float = 0.0  # > 0: also match the teacher's batch-norm outputs (see qat)
     seed: int = 0
     threads: int | None = None
 
@@ -50,6 +51,9 @@ class QATConfig:
             raise OptionError(f"QAT batch size must be at least 1, got {self.batch_size}")
         if self.lr <= 0 or self.scale_lr < 0:
             raise OptionError("QAT learning rates must be positive")
+        if self.feature_weight < 0:
+            raise OptionError(f"QAT feature weight must be zero or more, got "
+                              f"{self.feature_weight}")
         if self.augment not in AUGMENTS:
             raise OptionError(f"QAT augmentation must be one of {', '.join(AUGMENTS)}, "
                               f"got '{self.augment}'")
@@ -83,13 +87,51 @@ def distillation_loss(student_logits, teacher_logits, temperature: float = 1.0):
                     reduction="batchmean") * t * t
 
 
+def feature_taps(teacher: torch.nn.Module, example: torch.Tensor) -> list[str]:
+    """Module paths whose outputs mean the same in the teacher and the folded student: every
+    batch norm that follows a conv (an nn.Identity in the student, which outputs the folded
+    conv's result)."""
+    from netfrontier.compress.ptq import execution_order
+
+    _, bn_of = execution_order(teacher, example)
+    return list(bn_of)
+
+
+class _Taps:
+    """Records the outputs of the modules at `paths` during a forward pass."""
+
+    def __init__(self, model: torch.nn.Module, paths: list[str]):
+        self.out: dict[str, torch.Tensor] = {}
+        self.handles = [model.get_submodule(p).register_forward_hook(self._hook(p)) for p in paths]
+
+    def _hook(self, path):
+        def hook(mod, args, out):
+            self.out[path] = out
+        return hook
+
+    def remove(self):
+        for h in self.handles:
+            h.remove()
+
+
+def feature_loss(student: dict, teacher: dict) -> torch.Tensor:
+    """Mean over taps of the squared error relative to the teacher feature's mean square."""
+    terms = [(student[p] - t).pow(2).mean() / t.pow(2).mean().clamp(min=1e-8)
+             for p, t in teacher.items()]
+    return torch.stack(terms).mean()
+
+
 def qat(qmodel: torch.nn.Module, teacher: torch.nn.Module, images, config: QATConfig = QATConfig(),
         progress: Callable[[dict], None] | None = None,
         on_epoch: Callable[[torch.nn.Module, int], dict | None] | None = None) -> torch.nn.Module:
     """Fine-tune a copy of `qmodel` on `images` (a measure.accuracy.LabelledImages; labels are
     not used) by distillation from `teacher`. Returns the trained copy; `model.qat_log` lists
     the mean loss per epoch. `on_epoch(model, epoch)` may evaluate the model in training
-    (its quantizers in LSQ mode compute the same values); what it returns joins the log."""
+    (its quantizers in LSQ mode compute the same values); what it returns joins the log.
+
+    With `feature_weight` > 0 the loss adds that weight times the relative squared error of the
+    student's batch-norm outputs against the teacher's (`feature_taps`; the teacher then runs
+    on every batch): a dense signal per layer, which a few hundred images go further with."""
     if config.threads:
         torch.set_num_threads(config.threads)
     dev = torch.device(config.device)
@@ -119,8 +161,13 @@ def qat(qmodel: torch.nn.Module, teacher: torch.nn.Module, images, config: QATCo
     n = len(images)
     # flip only: the teacher's logits for every image and its mirror image, once (exact, and
     # saves a teacher pass per step); crop: the teacher runs on each augmented batch
+    online = config.augment == "crop" or config.feature_weight > 0
+    taps_s = taps_t = None
+    if config.feature_weight > 0:
+        paths = feature_taps(teacher, images.preprocess.normalize(images.images[:1]).to(dev))
+        taps_s, taps_t = _Taps(model, paths), _Taps(teacher, paths)
     cached = {}
-    if config.augment == "flip":
+    if not online:
         with torch.no_grad():
             for flip in ((False, True) if config.flip else (False,)):
                 outs = []
@@ -144,7 +191,7 @@ def qat(qmodel: torch.nn.Module, teacher: torch.nn.Module, images, config: QATCo
                 x = random_resized_crop(x, gen)
             if config.flip:
                 x = torch.where(flip[:, None, None, None], x.flip(3), x)
-            if config.augment == "crop":
+            if online:
                 with torch.no_grad():
                     target = teacher(x)
             else:
@@ -154,6 +201,8 @@ def qat(qmodel: torch.nn.Module, teacher: torch.nn.Module, images, config: QATCo
             for g, lr in zip(opt.param_groups, base):
                 g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / total))
             loss = distillation_loss(model(x), target, config.temperature)
+            if taps_s is not None:
+                loss = loss + config.feature_weight * feature_loss(taps_s.out, taps_t.out)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -169,6 +218,9 @@ def qat(qmodel: torch.nn.Module, teacher: torch.nn.Module, images, config: QATCo
                 log[-1].update(on_epoch(model, epoch + 1) or {})
         if progress:
             progress(log[-1])
+    if taps_s is not None:
+        taps_s.remove()
+        taps_t.remove()
     for p in model.parameters():
         p.requires_grad_(False)
     for _, q in quantizers(model):

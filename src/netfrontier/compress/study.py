@@ -27,6 +27,7 @@ class StudyOptions:
     data: str | None = None
     limit: int | None = None
     calib_images: int = 128
+    rounding: str = "nearest"  # of PTQ weights below 8 bits: "nearest" | "gptq"
     qat: bool = False
     qat_config: QATConfig = field(default_factory=QATConfig)
     qat_wbits: tuple[int, ...] | None = None  # None: every depth in wbits below 8
@@ -52,6 +53,11 @@ class StudyOptions:
         if self.objective not in METRICS:
             raise OptionError(f"--objective must be one of {', '.join(METRICS)}, "
                               f"got '{self.objective}'")
+        from netfrontier.compress.config import ROUNDINGS
+
+        if self.rounding not in ROUNDINGS:
+            raise OptionError(f"--rounding must be one of {', '.join(ROUNDINGS)}, "
+                              f"got '{self.rounding}'")
         if self.calib_images < 1:
             raise OptionError(f"calibration needs at least one image, got {self.calib_images}")
 
@@ -168,14 +174,16 @@ def run_study(model_name: str, opts: StudyOptions,
     rows.append(row("FP32", "float", None, None, fp, fp))
     ptq_models = {}
     for b in opts.wbits:
-        cfg = QuantConfig(wbits=b, abits=opts.abits, bias_correction=b < 8)
+        cfg = QuantConfig(wbits=b, abits=opts.abits, bias_correction=b < 8,
+                          rounding=opts.rounding if b < 8 else "nearest")
         t = time.time()
         q = quantize(pre.model, cfg, calib)
         acc = evaluate(q, test)
         ptq_models[b] = q
         say(f"{model_name} PTQ {cfg.tag}: top-1 {acc.top1:.2f} ({time.time() - t:.0f} s)")
-        rows.append(row(cfg.tag, "PTQ" + (" + bias correction" if cfg.bias_correction else ""),
-                        b, layer_bits(q), acc, fp))
+        method = "PTQ" + (" + GPTQ rounding" if cfg.rounding == "gptq" else "") + \
+            (" + bias correction" if cfg.bias_correction else "")
+        rows.append(row(cfg.tag, method, b, layer_bits(q), acc, fp))
         _maybe_export(opts, model_name, f"ptq_{cfg.tag}", q, test, rows[-1])
     if opts.qat:
         from netfrontier.compress.qat import qat
@@ -191,10 +199,14 @@ def run_study(model_name: str, opts: StudyOptions,
             acc = evaluate(qq, test)
             say(f"{model_name} QAT W{b}A{opts.abits}: top-1 {acc.top1:.2f} "
                 f"({time.time() - t:.0f} s)")
-            rows.append(row(f"W{b}A{opts.abits}", "QAT (LSQ + distillation)", b, layer_bits(qq),
+            method = "QAT (LSQ + distillation" + (", features" if cfg.feature_weight else "") + \
+                (", from GPTQ)" if opts.rounding == "gptq" else ")")
+            rows.append(row(f"W{b}A{opts.abits}", method, b, layer_bits(qq),
                             acc, fp, extra={"qat": {
                                 "epochs": cfg.epochs, "train_images": len(tune),
                                 "lr": cfg.lr, "scale_lr": cfg.scale_lr, "augment": cfg.augment,
+                                "feature_weight": cfg.feature_weight,
+                                "init": f"PTQ, {opts.rounding} rounding",
                                 "batch_size": cfg.batch_size, "device": cfg.device,
                                 "lr_selection": selection,
                                 "log": qq.qat_log, "seconds": time.time() - t}}))

@@ -1,0 +1,178 @@
+"""GPTQ weight rounding: each layer's weights rounded so that its output moves least.
+
+Rounding every weight to its nearest grid point ignores that the errors of one output's weights
+add up over correlated inputs. GPTQ (Frantar et al., ICLR 2023; the column-by-column form of
+Optimal Brain Quantization) minimises ‖W̃X − WX‖² per layer instead: with H = XXᵀ the inputs'
+second moments over the calibration images, it rounds one input column at a time and spreads
+each column's rounding error over the columns not yet rounded, weighted by H⁻¹ (through its
+Cholesky factor). Layers are done in execution order, and each layer's inputs come from the
+quantized model with every earlier layer already rounded (so later layers compensate earlier
+errors). The per-channel scales stay those of the weight quantizer; only the rounding changes,
+and the result is written back as on-grid weights (the quantizer reproduces them exactly).
+
+Convolutions are read as matrix products over their unfolded input patches (the input captured
+at the conv call itself, so explicit "same" padding layers are included); a grouped or depthwise
+conv has one H per group. Conv1d/Conv3d layers keep nearest rounding.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+
+from netfrontier.errors import MeasurementError
+
+_CONV2D = {F.conv2d, torch.conv2d}
+_LINEAR = {F.linear, torch._C._nn.linear}
+
+
+class _Stop(Exception):
+    """Raised at the captured call: the rest of the forward pass is not needed."""
+
+
+class _CaptureCall(TorchFunctionMode):
+    """Records the first conv2d/linear call made while `armed` (then stops the forward)."""
+
+    def __init__(self):
+        super().__init__()
+        self.armed = False
+        self.call = None
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if self.armed and (func in _CONV2D or func in _LINEAR):
+            self.call = (func in _CONV2D, args, kwargs)
+            self.armed = False
+            raise _Stop
+        return func(*args, **kwargs)
+
+
+def _conv_args(args, kwargs) -> dict:
+    names = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
+    defaults = {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1}
+    out = dict(defaults)
+    out.update(zip(names, args))
+    out.update(kwargs)
+    return out
+
+
+def _pair(v) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _patches(call) -> tuple[torch.Tensor, int]:
+    """(columns n×groups×d×L of the layer's input, groups) for one captured call."""
+    is_conv, args, kwargs = call
+    if not is_conv:
+        x = args[0] if args else kwargs["input"]
+        return x.reshape(-1, x.shape[-1]).T[None, None], 1  # 1×1×d×L
+    a = _conv_args(args, kwargs)
+    x, w = a["input"], a["weight"]
+    k, dil, stride = w.shape[-2:], _pair(a["dilation"]), _pair(a["stride"])
+    pad = a["padding"]
+    if isinstance(pad, str):
+        if pad == "valid":
+            pad = (0, 0)
+        else:  # "same": total dilation·(k-1), the extra pixel on the right/bottom
+            tot = [dil[i] * (k[i] - 1) for i in range(2)]
+            x = F.pad(x, (tot[1] // 2, tot[1] - tot[1] // 2, tot[0] // 2, tot[0] - tot[0] // 2))
+            pad = (0, 0)
+    cols = F.unfold(x, k, dilation=dil, padding=_pair(pad), stride=stride)  # n×(C·kh·kw)×L
+    g = int(a["groups"])
+    return cols.reshape(cols.shape[0], g, cols.shape[1] // g, cols.shape[2]), g
+
+
+@torch.no_grad()
+def layer_hessian(model: torch.nn.Module, path: str, batches: Iterable) -> torch.Tensor:
+    """groups×d×d: the mean over calibration inputs of x xᵀ at the layer's conv/linear call
+    (x an unfolded input patch), the inputs coming from `model` as it stands."""
+    m = model.get_submodule(path)
+    mode = _CaptureCall()
+
+    def arm(mod, args):
+        mode.armed = True
+
+    handle = m.register_forward_pre_hook(arm)
+    h, count = None, 0
+    try:
+        for batch in batches:
+            x = batch[0] if isinstance(batch, (tuple, list)) else batch
+            for i in range(0, len(x), 8):  # a few images at a time: unfolded maps are large
+                mode.call = None
+                try:
+                    with mode:
+                        model(x[i:i + 8])
+                except _Stop:
+                    pass
+                if mode.call is None:
+                    raise MeasurementError(f"GPTQ: layer '{path}' made no conv2d/linear call")
+                cols, _ = _patches(mode.call)
+                part = torch.einsum("ngdl,ngel->gde", cols, cols).double()
+                h = part if h is None else h + part
+                count += cols.shape[0] * cols.shape[-1]
+    finally:
+        handle.remove()
+        mode.armed = False
+    return h / max(count, 1)
+
+
+@torch.no_grad()
+def gptq_round(w: torch.Tensor, h: torch.Tensor, scale: torch.Tensor, qmin: int, qmax: int,
+               damp: float = 0.01, act_order: bool = True) -> torch.Tensor:
+    """On-grid weights G×R×d (groups × rows × columns) from w (same shape), each group's
+    Hessian h (G×d×d) and each row's scale (G×R): GPTQ's column-by-column rounding with
+    error feedback. `damp` adds that fraction of the mean diagonal to H; `act_order` rounds the
+    columns with the largest input energy first."""
+    w = w.double().clone()
+    h = h.double().clone()
+    s = scale.double()[..., None]
+    g, r, d = w.shape
+    diag = torch.diagonal(h, dim1=1, dim2=2)
+    dead = diag == 0
+    diag[dead] = 1.0
+    w.masked_fill_(dead[:, None, :], 0.0)
+    perm = torch.argsort(diag, dim=1, descending=True) if act_order else \
+        torch.arange(d).expand(g, d)
+    h = h.gather(1, perm[:, :, None].expand(g, d, d)).gather(2, perm[:, None, :].expand(g, d, d))
+    w = w.gather(2, perm[:, None, :].expand(g, r, d))
+    eye = torch.eye(d, dtype=h.dtype)
+    h = h + damp * torch.diagonal(h, dim1=1, dim2=2).mean(1)[:, None, None] * eye
+    hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
+    q = torch.empty_like(w)
+    for j in range(d):
+        col = w[:, :, j]
+        qc = torch.clamp(torch.round(col / s[..., 0]), qmin, qmax) * s[..., 0]
+        q[:, :, j] = qc
+        err = (col - qc) / hinv[:, j, j][:, None]
+        w[:, :, j:] -= err[:, :, None] * hinv[:, None, j, j:]
+    out = torch.empty_like(q)
+    out.scatter_(2, perm[:, None, :].expand(g, r, d), q)
+    return out
+
+
+@torch.no_grad()
+def gptq(model: torch.nn.Module, batches: Iterable, damp: float = 0.01, act_order: bool = True,
+         progress: Callable[[str], None] | None = None) -> list[str]:
+    """Round the weights of a quantized model's (ptq.quantize) Conv2d/Linear layers with GPTQ,
+    in place, in execution order. Returns the paths rounded."""
+    batches = list(batches)
+    done = []
+    for layer in model.quant_layers:
+        m = model.get_submodule(layer.path)
+        if not isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+            continue
+        wq = m.parametrizations.weight[0]
+        h = layer_hessian(model, layer.path, batches)
+        w = m.parametrizations.weight.original
+        groups = h.shape[0]
+        rows = w.shape[0] // groups
+        shaped = w.reshape(groups, rows, -1)
+        scale = wq.scale.detach().expand(w.shape[0]).reshape(groups, rows)
+        q = gptq_round(shaped, h, scale, wq.qmin, wq.qmax, damp, act_order)
+        w.copy_(q.reshape(w.shape).to(w.dtype))
+        done.append(layer.path)
+        if progress:
+            progress(layer.path)
+    return done

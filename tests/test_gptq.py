@@ -1,0 +1,69 @@
+"""GPTQ rounding: the Hessian it reads from a model, the rounding itself, and its use in PTQ."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from _tiny import blob_images, randomize_bn, tiny_cnn
+from netfrontier.compress.config import QuantConfig
+from netfrontier.compress.gptq import gptq_round, layer_hessian
+from netfrontier.compress.ptq import quantize
+from netfrontier.errors import OptionError
+
+
+def _nearest(w, s, qmax):
+    return torch.clamp(torch.round(w / s), -qmax, qmax) * s
+
+
+@pytest.mark.parametrize("act_order", [False, True])
+def test_gptq_round_is_on_grid_and_moves_the_output_less_than_nearest(act_order):
+    g = torch.Generator().manual_seed(0)
+    d, rows, n = 48, 20, 3000
+    x = torch.randn(d, d, generator=g) @ torch.randn(d, n, generator=g)  # correlated inputs
+    w = torch.randn(rows, d, generator=g)
+    s = w.abs().amax(1, keepdim=True) / 7
+    q = gptq_round(w[None], (x @ x.T / n)[None], s.T, -7, 7, act_order=act_order)[0].float()
+    k = q / s
+    assert torch.allclose(k, torch.round(k), atol=1e-4) and k.abs().max() <= 7 + 1e-4
+    near = _nearest(w, s, 7)
+    assert ((q - w) @ x).pow(2).mean() < 0.7 * ((near - w) @ x).pow(2).mean()
+
+
+def test_layer_hessian_reads_the_padded_grouped_conv_input():
+    torch.manual_seed(0)
+
+    class Padded(nn.Conv2d):  # explicit padding inside forward, as "same"-padding ports do
+        def forward(self, x):
+            return F.conv2d(F.pad(x, (0, 1, 0, 1)), self.weight, self.bias, self.stride, 0,
+                            self.dilation, self.groups)
+
+    model = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), Padded(4, 6, 3, stride=2, groups=2))
+    x = torch.randn(5, 4, 9, 9)
+    h = layer_hessian(model, "1", [x])
+    inp = F.pad(model[0](x), (0, 1, 0, 1))
+    cols = F.unfold(inp, 3, stride=2).reshape(5, 2, 18, -1)  # two groups of 2 channels · 3 · 3
+    ref = torch.einsum("ngdl,ngel->gde", cols, cols) / (5 * cols.shape[-1])
+    assert h.shape == (2, 18, 18)
+    assert torch.allclose(h.float(), ref, rtol=1e-4, atol=1e-5)
+
+
+def test_gptq_ptq_moves_the_logits_less_than_nearest_rounding():
+    torch.manual_seed(0)
+    model = randomize_bn(tiny_cnn())
+    data = blob_images(64, size=12, seed=2)
+    calib = list(data.batches(32))
+    x = torch.cat(calib)
+    ref = model(x)
+    err = {}
+    for rounding in ("nearest", "gptq"):
+        q = quantize(model, QuantConfig(wbits=3, abits=8, first_last_bits=None,
+                                        rounding=rounding), calib)
+        err[rounding] = (q(x) - ref).pow(2).mean().item()
+    assert err["gptq"] < 0.8 * err["nearest"]
+
+
+def test_unknown_rounding_is_rejected():
+    with pytest.raises(OptionError, match="rounding"):
+        QuantConfig(rounding="adaround")
