@@ -67,3 +67,22 @@ def test_gptq_ptq_moves_the_logits_less_than_nearest_rounding():
 def test_unknown_rounding_is_rejected():
     with pytest.raises(OptionError, match="rounding"):
         QuantConfig(rounding="adaround")
+
+
+def test_gptq_search_keeps_each_rows_best_scale_and_its_rounding():
+    from netfrontier.compress.gptq import gptq_search, output_error
+
+    g = torch.Generator().manual_seed(1)
+    d, rows, n = 9, 12, 2000
+    smooth = torch.randn(1, n, generator=g) + 0.05 * torch.randn(d, n, generator=g)
+    h = (smooth @ smooth.T / n)[None]  # nearly constant inputs: cancelling taps matter
+    w = torch.randn(1, rows, d, generator=g)
+    w[0, :, -1] = -w[0, :, :-1].sum(1)  # every row sums to zero: output ≈ 0 on smooth input
+    top = w.abs().amax(2) / 7
+    q, s = gptq_search(w, h, top, -7, 7)
+    same = gptq_round(w, h, s, -7, 7)  # the kept rounding is the one for the kept scale
+    assert torch.allclose(q, same, atol=1e-9)
+    assert ((s / top) >= 0.5 - 1e-9).all() and ((s / top) <= 1 + 1e-9).all()
+    at_max = output_error(w, gptq_round(w, h, top, -7, 7), h)
+    err = output_error(w, q, h)
+    assert (err <= at_max + 1e-12).all() and err.sum() < 0.9 * at_max.sum()

@@ -7,8 +7,9 @@ second moments over the calibration images, it rounds one input column at a time
 each column's rounding error over the columns not yet rounded, weighted by H⁻¹ (through its
 Cholesky factor). Layers are done in execution order, and each layer's inputs come from the
 quantized model with every earlier layer already rounded (so later layers compensate earlier
-errors). The per-channel scales stay those of the weight quantizer; only the rounding changes,
-and the result is written back as on-grid weights (the quantizer reproduces them exactly).
+errors). Below 8 bits each channel's scale is chosen too, among clipping ratios of its largest
+weight, by the output error of its GPTQ rounding; the result is written back as on-grid weights
+and scales (the quantizer reproduces them exactly).
 
 Convolutions are read as matrix products over their unfolded input patches (the input captured
 at the conv call itself, so explicit "same" padding layers are included); a grouped or depthwise
@@ -127,7 +128,7 @@ def gptq_round(w: torch.Tensor, h: torch.Tensor, scale: torch.Tensor, qmin: int,
     columns with the largest input energy first."""
     w = w.double().clone()
     h = h.double().clone()
-    s = scale.double()[..., None]
+    s = scale.double()
     g, r, d = w.shape
     diag = torch.diagonal(h, dim1=1, dim2=2)
     dead = diag == 0
@@ -143,7 +144,7 @@ def gptq_round(w: torch.Tensor, h: torch.Tensor, scale: torch.Tensor, qmin: int,
     q = torch.empty_like(w)
     for j in range(d):
         col = w[:, :, j]
-        qc = torch.clamp(torch.round(col / s[..., 0]), qmin, qmax) * s[..., 0]
+        qc = torch.clamp(torch.round(col / s), qmin, qmax) * s
         q[:, :, j] = qc
         err = (col - qc) / hinv[:, j, j][:, None]
         w[:, :, j:] -= err[:, :, None] * hinv[:, None, j, j:]
@@ -152,11 +153,36 @@ def gptq_round(w: torch.Tensor, h: torch.Tensor, scale: torch.Tensor, qmin: int,
     return out
 
 
+def output_error(w: torch.Tensor, q: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """G×R: (q − w)ᵀ H (q − w) per row, the mean squared change of that output."""
+    e = (q - w).double()
+    return torch.einsum("grd,gde,gre->gr", e, h.double(), e)
+
+
+@torch.no_grad()
+def gptq_search(w: torch.Tensor, h: torch.Tensor, max_scale: torch.Tensor, qmin: int, qmax: int,
+                ratios=torch.linspace(0.5, 1.0, 11), damp: float = 0.01,
+                act_order: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """(on-grid weights, scales G×R): each row's scale chosen among `ratios` × max_scale by the
+    output error of its GPTQ rounding (not by the weights' own squared error: a filter whose
+    taps nearly cancel on smooth inputs needs the rounding that keeps them cancelling)."""
+    g, r, d = w.shape
+    k = len(ratios)
+    scales = (max_scale.double()[:, None, :] * ratios.double()[None, :, None]).reshape(g, k * r)
+    q = gptq_round(w.repeat(1, k, 1), h, scales, qmin, qmax, damp, act_order)
+    err = output_error(w.repeat(1, k, 1), q, h).reshape(g, k, r)
+    best = err.argmin(1)  # G×R
+    pick = best[:, None, :, None].expand(g, 1, r, d)
+    q = q.reshape(g, k, r, d).gather(1, pick)[:, 0]
+    return q, scales.reshape(g, k, r).gather(1, best[:, None, :])[:, 0]
+
+
 @torch.no_grad()
 def gptq(model: torch.nn.Module, batches: Iterable, damp: float = 0.01, act_order: bool = True,
-         progress: Callable[[str], None] | None = None) -> list[str]:
+         search_below: int = 8, progress: Callable[[str], None] | None = None) -> list[str]:
     """Round the weights of a quantized model's (ptq.quantize) Conv2d/Linear layers with GPTQ,
-    in place, in execution order. Returns the paths rounded."""
+    in place, in execution order. Per-channel layers below `search_below` bits also choose each
+    channel's scale by the output error of its rounding (`gptq_search`). Returns the paths."""
     batches = list(batches)
     done = []
     for layer in model.quant_layers:
@@ -169,8 +195,14 @@ def gptq(model: torch.nn.Module, batches: Iterable, damp: float = 0.01, act_orde
         groups = h.shape[0]
         rows = w.shape[0] // groups
         shaped = w.reshape(groups, rows, -1)
-        scale = wq.scale.detach().expand(w.shape[0]).reshape(groups, rows)
-        q = gptq_round(shaped, h, scale, wq.qmin, wq.qmax, damp, act_order)
+        if wq.axis == 0 and wq.bits < search_below:
+            top = shaped.abs().amax(2).clamp(min=1e-8) / wq.qmax
+            q, scale = gptq_search(shaped, h, top, wq.qmin, wq.qmax, damp=damp,
+                                   act_order=act_order)
+            wq.scale.copy_(scale.reshape(-1).to(wq.scale.dtype))
+        else:
+            scale = wq.scale.detach().expand(w.shape[0]).reshape(groups, rows)
+            q = gptq_round(shaped, h, scale, wq.qmin, wq.qmax, damp, act_order)
         w.copy_(q.reshape(w.shape).to(w.dtype))
         done.append(layer.path)
         if progress:

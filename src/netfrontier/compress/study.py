@@ -3,7 +3,7 @@
 For a network with offline weights: FP32, PTQ at each weight depth, optionally QAT (each depth
 below 8) and a mixed-precision allocation, all measured on the same held-out images (the
 odd-numbered half of the set; calibration, QAT and the mixed-precision search use the
-even-numbered half). For any network: modelled latency, DRAM bytes and energy per inference of
+even-numbered half, the search choosing on the tune images past the calibration ones). For any network: modelled latency, DRAM bytes and energy per inference of
 each variant on each preset, and the improvement over the uniform 8-bit model (×).
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ class StudyOptions:
     mixed: bool = False
     budget_top1_drop: float = 1.0
     objective: str = "latency"
-    mixed_select_images: int | None = 100
+    mixed_select_images: int | None = None  # None: every tune image not used for calibration
     export_onnx: str | None = None  # directory for QDQ ONNX files
     threads: int | None = None
     cost_only: bool = False
@@ -217,7 +217,9 @@ def run_study(model_name: str, opts: StudyOptions,
         t = time.time()
         base_q = quantize(pre.model, QuantConfig(wbits=8, abits=opts.abits), calib)
         low = tuple(b for b in opts.wbits if b < 8) or (6, 4)
-        qm, res = search(pre.model, base_q, tune, calib[:2], graph, specs[0],
+        # choose on tune images the calibration and bias correction never saw
+        select = tune.subset(range(ncal, len(tune))) if len(tune) - ncal >= 8 else tune
+        qm, res = search(pre.model, base_q, select, calib[:2], graph, specs[0],
                          budget_top1_drop=opts.budget_top1_drop, objective=opts.objective,
                          bits=low, select_images=opts.mixed_select_images,
                          progress=lambda s: say(f"  mixed: {s}") if "allocation" in s else None)
