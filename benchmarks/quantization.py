@@ -8,9 +8,10 @@ keeps the others', and the commands of every stage are recorded in the meta data
 
 1. Modelled cost of torchvision architectures without offline weights (resnet50, mobilenet_v2,
    vgg16, regnet_x_8gf, efficientnet_b0) at W8/W6/W4 (A8) on both Series4 presets.
-2. (lite) EfficientNet-Lite0/1/2: FP32, PTQ W8/W6/W4; for Lite0 also mixed precision
-   (latency on img-series4-1core, top-1 budget 1 point) and QDQ ONNX export with the ONNX
-   Runtime parity check. All top-1 on the held-out half of imagenet-sample.
+2. (lite) EfficientNet-Lite0/1/2: FP32, PTQ W8/W6/W4; for Lite0 also QDQ ONNX export with
+   the ONNX Runtime parity check. All top-1 on the held-out half of imagenet-sample.
+   (mixed) Lite0 mixed precision (latency on img-series4-1core, top-1 budget 1 point, chosen
+   on the tune images past the calibration ones).
 3. (qat) EfficientNet-Lite0 QAT (LSQ + distillation on the tune half) at --qat-wbits, from
    nearest-rounded PTQ or (--rounding gptq) from GPTQ-rounded PTQ, whose row is added; with
    several --qat-lr values the rate is chosen on a fifth of the tune half; --device cuda trains
@@ -45,7 +46,7 @@ HW = ("img-series4-1core", "img-series4-8core")
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--stages", default="cost,lite,qat")
+    ap.add_argument("--stages", default="cost,lite,mixed,qat")
     ap.add_argument("--data", default=None)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "quantization"))
     ap.add_argument("--qat-epochs", type=int, default=3)
@@ -75,7 +76,8 @@ def main() -> None:
     out = Path(args.out)
     old = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() \
         else {"meta": {}, "rows": []}
-    old_rows = [r for r in old["rows"] if r.get("stage") not in stages]
+    old_rows = [r for r in old["rows"]
+                if r.get("stage") not in stages and not _superseded(r, stages)]
     commands = {k: v for k, v in old["meta"].get("commands", {}).items() if k not in stages}
     command = "nice -n 19 .venv/bin/python benchmarks/quantization.py " + " ".join(sys.argv[1:])
     commands.update({s: command for s in stages})
@@ -96,7 +98,8 @@ def main() -> None:
         # re-read: another stage may run at the same time and have written its rows
         if (out / "results.json").is_file():
             disk = json.loads((out / "results.json").read_text())
-            old_rows[:] = [r for r in disk["rows"] if r.get("stage") not in stages]
+            old_rows[:] = [r for r in disk["rows"] if r.get("stage") not in stages
+                           and not _superseded(r, stages)]
             commands.update({k: v for k, v in disk["meta"].get("commands", {}).items()
                              if k not in stages})
             logs.update({k: v for k, v in disk["meta"].get("logs", {}).items()
@@ -136,8 +139,7 @@ def main() -> None:
     if "lite" in stages:
         for name in LITE:
             is0 = name == "efficientnet_lite0"
-            opts = StudyOptions(wbits=(8, 6, 4), mixed=is0, budget_top1_drop=1.0,
-                                objective="latency", export_onnx=args.onnx_dir if is0 else None,
+            opts = StudyOptions(wbits=(8, 6, 4), export_onnx=args.onnx_dir if is0 else None,
                                 **base)
             t = time.time()
             rows = run_study(name, opts, say)
@@ -150,6 +152,12 @@ def main() -> None:
                 "dataset": fp["dataset"], "params": fp["params"],
                 "top1_source": f"measured: {fp['dataset']} ({fp['images']} images), FP32"}
             flush()
+    if "mixed" in stages:
+        opts = StudyOptions(wbits=(6, 4), mixed=True, budget_top1_drop=1.0, objective="latency",
+                            export_onnx=args.onnx_dir, **base)
+        rows = run_study("efficientnet_lite0", opts, say)
+        new.extend({**r, "stage": "mixed"} for r in rows if r["variant"].startswith("mixed"))
+        flush()
     if "qat" in stages:
         bits = tuple(int(b) for b in args.qat_wbits.split(",") if b)
         kw = {"scale_lr": args.qat_scale_lr} if args.qat_scale_lr is not None else {}
@@ -168,7 +176,13 @@ def main() -> None:
     flush()
 
 
-ORDER = ["cost", "lite", "qat"]
+def _superseded(row: dict, stages: list[str]) -> bool:
+    """A mixed-precision row of the lite stage (which ran the search before "mixed" was a stage
+    of its own) gives way to the mixed stage's row."""
+    return "mixed" in stages and row.get("stage") == "lite" and row["variant"].startswith("mixed")
+
+
+ORDER = ["cost", "lite", "mixed", "qat"]
 LITE = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
 NETS = list(COST_ONLY) + LITE
 

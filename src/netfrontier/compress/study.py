@@ -3,8 +3,9 @@
 For a network with offline weights: FP32, PTQ at each weight depth, optionally QAT (each depth
 below 8) and a mixed-precision allocation, all measured on the same held-out images (the
 odd-numbered half of the set; calibration, QAT and the mixed-precision search use the
-even-numbered half, the search choosing on the tune images past the calibration ones). For any network: modelled latency, DRAM bytes and energy per inference of
-each variant on each preset, and the improvement over the uniform 8-bit model (×).
+even-numbered half, the search choosing on the tune images past the calibration ones). For any
+network: modelled latency, DRAM bytes and energy per inference of each variant on each preset,
+and the improvement over the uniform 8-bit model (×).
 """
 from __future__ import annotations
 
