@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
+from netfrontier.compress.ptq import _inputs
 from netfrontier.errors import MeasurementError
 
 _CONV2D = {F.conv2d, torch.conv2d}
@@ -63,12 +64,12 @@ def _pair(v) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else tuple(v)
 
 
-def _patches(call) -> tuple[torch.Tensor, int]:
-    """(columns n×groups×d×L of the layer's input, groups) for one captured call."""
+def _patches(call) -> torch.Tensor:
+    """The columns n×groups×d×L of the layer's input for one captured call."""
     is_conv, args, kwargs = call
     if not is_conv:
         x = args[0] if args else kwargs["input"]
-        return x.reshape(-1, x.shape[-1]).T[None, None], 1  # 1×1×d×L
+        return x.reshape(-1, x.shape[-1]).T[None, None]  # 1×1×d×L
     a = _conv_args(args, kwargs)
     x, w = a["input"], a["weight"]
     k, dil, stride = w.shape[-2:], _pair(a["dilation"]), _pair(a["stride"])
@@ -82,7 +83,7 @@ def _patches(call) -> tuple[torch.Tensor, int]:
             pad = (0, 0)
     cols = F.unfold(x, k, dilation=dil, padding=_pair(pad), stride=stride)  # n×(C·kh·kw)×L
     g = int(a["groups"])
-    return cols.reshape(cols.shape[0], g, cols.shape[1] // g, cols.shape[2]), g
+    return cols.reshape(cols.shape[0], g, cols.shape[1] // g, cols.shape[2])
 
 
 @torch.no_grad()
@@ -99,7 +100,7 @@ def layer_hessian(model: torch.nn.Module, path: str, batches: Iterable) -> torch
     h, count = None, 0
     try:
         for batch in batches:
-            x = batch[0] if isinstance(batch, (tuple, list)) else batch
+            x = _inputs(batch)
             for i in range(0, len(x), 8):  # a few images at a time: unfolded maps are large
                 mode.call = None
                 try:
@@ -109,7 +110,7 @@ def layer_hessian(model: torch.nn.Module, path: str, batches: Iterable) -> torch
                     pass
                 if mode.call is None:
                     raise MeasurementError(f"GPTQ: layer '{path}' made no conv2d/linear call")
-                cols, _ = _patches(mode.call)
+                cols = _patches(mode.call)
                 part = torch.einsum("ngdl,ngel->gde", cols, cols).double()
                 h = part if h is None else h + part
                 count += cols.shape[0] * cols.shape[-1]
