@@ -13,9 +13,9 @@ keeps the others', and the commands of every stage are recorded in the meta data
    (mixed) Lite0 mixed precision (latency on img-series4-1core, top-1 budget 1 point, chosen
    on the tune images past the calibration ones).
 3. (qat) EfficientNet-Lite0 QAT (LSQ + distillation on the tune half) at --qat-wbits, from
-   nearest-rounded PTQ or (--rounding gptq) from GPTQ-rounded PTQ, whose row is added; with
-   several --qat-lr values the rate is chosen on a fifth of the tune half; --device cuda trains
-   on a GPU (evaluation stays on the CPU, like every other variant's).
+   nearest-rounded PTQ or (--rounding gptq | gptq-float) from GPTQ-rounded PTQ, whose row is
+   added; with several --qat-lr values the rate is chosen on a fifth of the tune half;
+   --device cuda trains on a GPU (evaluation stays on the CPU, like every other variant's).
 
 Writes results.json / results.csv / charts / report.html (compress.study_report) and
 src/netfrontier/models/data/measured_accuracy.json (the FP32 held-out top-1 the zoo entries
@@ -60,10 +60,13 @@ def main() -> None:
     ap.add_argument("--qat-batch", type=int, default=16)
     ap.add_argument("--device", default="cpu", help="where QAT trains (cpu | cuda)")
     ap.add_argument("--qat-scale-lr", type=float, default=None)
+    ap.add_argument("--qat-weight-scale-lr", type=float, default=None,
+                    help="QAT: the weights' step-size rate apart (0 keeps GPTQ's scales)")
     ap.add_argument("--qat-features", type=float, default=0.0,
                     help="QAT: weight of matching the FP32 batch-norm outputs")
     ap.add_argument("--rounding", default="nearest",
-                    help="qat stage: PTQ rounding QAT starts from (nearest | gptq); a GPTQ "
+                    help="qat stage: PTQ rounding QAT starts from (nearest | gptq | "
+                         "gptq-float); a GPTQ "
                          "PTQ row is then reported too")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--threads", type=int, default=2)
@@ -161,6 +164,8 @@ def main() -> None:
     if "qat" in stages:
         bits = tuple(int(b) for b in args.qat_wbits.split(",") if b)
         kw = {"scale_lr": args.qat_scale_lr} if args.qat_scale_lr is not None else {}
+        if args.qat_weight_scale_lr is not None:
+            kw["weight_scale_lr"] = args.qat_weight_scale_lr
         lrs = tuple(float(v) for v in (args.qat_lr or "").split(",") if v)
         opts = StudyOptions(wbits=bits, qat=True, qat_wbits=bits, qat_lrs=lrs,
                             qat_select_epochs=args.qat_select_epochs,

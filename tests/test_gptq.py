@@ -86,3 +86,39 @@ def test_gptq_search_keeps_each_rows_best_scale_and_its_rounding():
     at_max = output_error(w, gptq_round(w, h, top, -7, 7), h)
     err = output_error(w, q, h)
     assert (err <= at_max + 1e-12).all() and err.sum() < 0.9 * at_max.sum()
+
+
+def test_float_target_is_the_float_weights_when_inputs_agree_and_refits_otherwise():
+    from netfrontier.compress.gptq import float_target
+
+    g = torch.Generator().manual_seed(3)
+    d, rows, n = 16, 5, 4000
+    x = torch.randn(d, n, generator=g) + 0.5
+    w = torch.randn(1, rows, d, generator=g)
+    h = (x @ x.T / n)[None]
+    assert torch.allclose(float_target(w, h, h), w.double(), atol=1e-12)
+    xq = 0.8 * x + 0.2 * x.roll(1, 0) + 0.05 * torch.randn(d, n, generator=g)  # earlier errors
+    hq, c = (xq @ xq.T / n)[None], (x @ xq.T / n)[None]
+    t = float_target(w, hq, c, damp=0.0).float()
+    y = w[0] @ x
+    assert (t[0] @ xq - y).pow(2).mean() < 0.2 * (w[0] @ xq - y).pow(2).mean()
+
+
+def test_gptq_toward_the_float_model_moves_the_logits_less():
+    from netfrontier.compress.gptq import gptq
+    from netfrontier.compress.ptq import calibrate
+
+    torch.manual_seed(0)
+    model = randomize_bn(tiny_cnn())
+    data = blob_images(64, size=12, seed=2)
+    calib = list(data.batches(32))
+    x = torch.cat(calib)
+    ref = model(x)
+    cfg = QuantConfig(wbits=4, abits=4, first_last_bits=None)
+    err = {}
+    for to_float in (False, True):
+        q = quantize(model, cfg, calib)
+        gptq(q, calib, to_float=to_float)
+        calibrate(q, calib, cfg)
+        err[to_float] = (q(x) - ref).pow(2).mean().item()
+    assert err[True] < 0.9 * err[False]

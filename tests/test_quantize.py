@@ -312,3 +312,19 @@ def test_qat_feature_distillation_taps_the_batch_norms_and_trains(trained):
     assert not runs[10.0][1]._forward_hooks and not model[1]._forward_hooks  # taps removed
     with pytest.raises(OptionError, match="feature weight"):
         QATConfig(feature_weight=-1)
+
+
+def test_qat_can_keep_the_weight_scales_while_training_the_rest(trained):
+    from netfrontier.compress.ptq import quantizers
+
+    model, tune, test = trained
+    q = quantize(model, QuantConfig(wbits=2, abits=4, first_last_bits=None),
+                 list(tune.batches(40)))
+    qq = qat(q, model, tune, QATConfig(epochs=2, batch_size=20, lr=2e-3, scale_lr=2e-2,
+                                       weight_scale_lr=0.0))
+    before, after = dict(quantizers(q)), dict(quantizers(qq))
+    moved = {p: not torch.equal(before[p].scale, after[p].scale) for p in before}
+    assert not any(moved[p] for p, m in before.items() if isinstance(m, WeightQuantizer))
+    assert any(moved[p] for p, m in before.items() if isinstance(m, ActQuantizer))
+    with pytest.raises(OptionError, match="learning rates"):
+        QATConfig(weight_scale_lr=-1.0)

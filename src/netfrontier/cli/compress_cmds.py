@@ -79,7 +79,8 @@ def quantize(
     epochs: int = typer.Option(3, "--epochs", help="QAT epochs"),
     rounding: str = typer.Option("nearest", "--rounding",
                                  help="PTQ weight rounding below 8 bits: nearest | gptq (each "
-                                      "layer's output error minimised; QAT starts from it)"),
+                                      "layer's output error minimised) | gptq-float (toward "
+                                      "the float model's outputs); QAT starts from it"),
     feature_weight: float = typer.Option(0.0, "--feature-weight",
                                          help="QAT: weight of matching the FP32 model's "
                                               "batch-norm outputs (0: logits only)"),

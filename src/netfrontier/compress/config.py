@@ -8,7 +8,7 @@ from netfrontier.errors import OptionError
 MIN_BITS, MAX_BITS = 2, 16
 ACT_OBSERVERS = ("minmax", "mse", "percentile")
 WEIGHT_CLIPS = ("minmax", "mse")
-ROUNDINGS = ("nearest", "gptq")
+ROUNDINGS = ("nearest", "gptq", "gptq-float")
 
 
 def check_bits(what: str, bits: int) -> int:
@@ -35,7 +35,8 @@ class QuantConfig:
     batch norms into the preceding conv before quantizing (as inference hardware does).
     `rounding` "nearest" rounds each weight to its nearest grid point; "gptq" rounds each
     Conv2d/Linear layer so that its output on the calibration data moves least (compress.gptq),
-    then re-calibrates the activation ranges.
+    then re-calibrates the activation ranges; "gptq-float" rounds toward the float model's
+    outputs instead (each layer makes up for the errors before it) and matches their means.
     """
 
     wbits: int = 8

@@ -17,13 +17,16 @@ conv has one H per group. Conv1d/Conv3d layers keep nearest rounding.
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from netfrontier.compress.ptq import _inputs
+from netfrontier.compress.ptq import _inputs, quantizers
 from netfrontier.errors import MeasurementError
 
 _CONV2D = {F.conv2d, torch.conv2d}
@@ -86,38 +89,99 @@ def _patches(call) -> torch.Tensor:
     return cols.reshape(cols.shape[0], g, cols.shape[1] // g, cols.shape[2])
 
 
-@torch.no_grad()
-def layer_hessian(model: torch.nn.Module, path: str, batches: Iterable) -> torch.Tensor:
-    """groups×d×d: the mean over calibration inputs of x xᵀ at the layer's conv/linear call
-    (x an unfolded input patch), the inputs coming from `model` as it stands."""
-    m = model.get_submodule(path)
-    mode = _CaptureCall()
-
-    def arm(mod, args):
-        mode.armed = True
-
-    handle = m.register_forward_pre_hook(arm)
-    h, count = None, 0
+def _layer_cols(model: torch.nn.Module, path: str, x: torch.Tensor,
+                mode: "_CaptureCall") -> torch.Tensor:
+    """The unfolded input n×groups×d×L of the layer at `path` when `model` runs on x."""
+    mode.call = None
     try:
+        with mode:
+            model(x)
+    except _Stop:
+        pass
+    if mode.call is None:
+        raise MeasurementError(f"GPTQ: layer '{path}' made no conv2d/linear call")
+    return _patches(mode.call)
+
+
+class _Armed:
+    """Arms a _CaptureCall whenever the module at `path` is called (context manager)."""
+
+    def __init__(self, model: torch.nn.Module, path: str):
+        self.mode = _CaptureCall()
+        self.module = model.get_submodule(path)
+
+    def __enter__(self):
+        def arm(mod, args):
+            self.mode.armed = True
+        self.handle = self.module.register_forward_pre_hook(arm)
+        return self.mode
+
+    def __exit__(self, *exc):
+        self.handle.remove()
+        self.mode.armed = False
+
+
+class Moments(NamedTuple):
+    """A layer's input statistics over the calibration data (per group g, patch length d)."""
+
+    h: torch.Tensor  # g×d×d: mean x̃ x̃ᵀ, x̃ the quantized model's input patches
+    c: torch.Tensor | None  # g×d×d: mean x x̃ᵀ, x the reference model's (None: no reference)
+    mean: torch.Tensor  # g×d: mean x̃
+    ref_mean: torch.Tensor | None  # g×d: mean x
+    samples: int  # patches counted
+
+
+@torch.no_grad()
+def layer_moments(model: torch.nn.Module, path: str, batches: Iterable,
+                  reference: torch.nn.Module | None = None) -> Moments:
+    """The input statistics (Moments) at the layer's conv/linear call in `model` as it stands,
+    and with a `reference` model (the float one) the cross moments with its input at the same
+    layer, for the same image and position."""
+    acc: dict[str, torch.Tensor] = {}
+    count = 0
+
+    def add(key, value):
+        acc[key] = value if key not in acc else acc[key] + value
+
+    with _Armed(model, path) as mode, \
+            (_Armed(reference, path) if reference is not None else nullcontext()) as ref:
         for batch in batches:
             x = _inputs(batch)
             for i in range(0, len(x), 8):  # a few images at a time: unfolded maps are large
-                mode.call = None
-                try:
-                    with mode:
-                        model(x[i:i + 8])
-                except _Stop:
-                    pass
-                if mode.call is None:
-                    raise MeasurementError(f"GPTQ: layer '{path}' made no conv2d/linear call")
-                cols = _patches(mode.call)
-                part = torch.einsum("ngdl,ngel->gde", cols, cols).double()
-                h = part if h is None else h + part
+                cols = _layer_cols(model, path, x[i:i + 8], mode)
+                add("h", torch.einsum("ngdl,ngel->gde", cols, cols).double())
+                add("mean", cols.sum((0, 3)).double())
+                if reference is not None:
+                    fcols = _layer_cols(reference, path, x[i:i + 8], ref)
+                    add("c", torch.einsum("ngdl,ngel->gde", fcols, cols).double())
+                    add("ref_mean", fcols.sum((0, 3)).double())
                 count += cols.shape[0] * cols.shape[-1]
-    finally:
-        handle.remove()
-        mode.armed = False
-    return h / max(count, 1)
+    n = max(count, 1)
+    return Moments(acc["h"] / n, acc["c"] / n if "c" in acc else None, acc["mean"] / n,
+                   acc["ref_mean"] / n if "ref_mean" in acc else None, count)
+
+
+def layer_hessian(model: torch.nn.Module, path: str, batches: Iterable) -> torch.Tensor:
+    """groups×d×d: the mean over calibration inputs of x xᵀ at the layer's conv/linear call
+    (x an unfolded input patch), the inputs coming from `model` as it stands."""
+    return layer_moments(model, path, batches).h
+
+
+def float_target(w: torch.Tensor, h: torch.Tensor, c: torch.Tensor, damp: float = 0.01
+                 ) -> torch.Tensor:
+    """G×R×d: the weights W* that best map the quantized model's inputs x̃ to the float
+    model's outputs W x, least squares: W* = W C H⁻¹ (C = E[x x̃ᵀ], H = E[x̃ x̃ᵀ]). Since
+    ‖W̃x̃ − Wx‖² = ‖(W̃ − W*)x̃‖² + const, rounding W* under H minimises the error against the
+    float outputs, so each layer makes up for the errors of the layers before it (the asymmetric
+    objective of GPTQv2/GPTAQ, Li et al. 2025). Written W* = W + W (C − H) H⁻¹ and solved with
+    H + λI (λ `damp` of H's mean diagonal), the ridge pulls the correction toward zero, never
+    the weights: with x = x̃ the target is W itself."""
+    h = h.double()
+    d = h.shape[-1]
+    lam = (damp * torch.diagonal(h, dim1=1, dim2=2).mean(1)).clamp(min=1e-12)  # dead groups
+    hd = h + lam[:, None, None] * torch.eye(d, dtype=h.dtype)
+    wd = torch.einsum("grd,gde->gre", w.double(), c.double() - h)
+    return w.double() + torch.linalg.solve(hd, wd.transpose(1, 2)).transpose(1, 2)  # H sym.
 
 
 @torch.no_grad()
@@ -180,22 +244,34 @@ def gptq_search(w: torch.Tensor, h: torch.Tensor, max_scale: torch.Tensor, qmin:
 
 @torch.no_grad()
 def gptq(model: torch.nn.Module, batches: Iterable, damp: float = 0.01, act_order: bool = True,
-         search_below: int = 8, progress: Callable[[str], None] | None = None) -> list[str]:
+         search_below: int = 8, progress: Callable[[str], None] | None = None,
+         to_float: bool = False, min_samples_per_column: int = 4) -> list[str]:
     """Round the weights of a quantized model's (ptq.quantize) Conv2d/Linear layers with GPTQ,
     in place, in execution order. Per-channel layers below `search_below` bits also choose each
-    channel's scale by the output error of its rounding (`gptq_search`). Returns the paths."""
+    channel's scale by the output error of its rounding (`gptq_search`). With `to_float`, each
+    layer rounds toward the float model's outputs (`float_target`) instead of its own float
+    weights' on the same quantized inputs, wherever the calibration data give at least
+    `min_samples_per_column` input patches per weight column. Returns the paths."""
     batches = list(batches)
+    reference = None
+    if to_float:  # the float model: a copy with every quantizer passing values through
+        reference = copy.deepcopy(model)
+        for _, q in quantizers(reference):
+            q.mode = "off"
     done = []
     for layer in model.quant_layers:
         m = model.get_submodule(layer.path)
         if not isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
             continue
         wq = m.parametrizations.weight[0]
-        h = layer_hessian(model, layer.path, batches)
+        mom = layer_moments(model, layer.path, batches, reference)
+        h = mom.h
         w = m.parametrizations.weight.original
         groups = h.shape[0]
         rows = w.shape[0] // groups
-        shaped = w.reshape(groups, rows, -1)
+        shaped = float_w = w.reshape(groups, rows, -1)
+        if mom.c is not None and mom.samples >= min_samples_per_column * h.shape[-1]:
+            shaped = float_target(shaped, h, mom.c, damp)
         if wq.axis == 0 and wq.bits < search_below:
             top = shaped.abs().amax(2).clamp(min=1e-8) / wq.qmax
             q, scale = gptq_search(shaped, h, top, wq.qmin, wq.qmax, damp=damp,
@@ -204,6 +280,12 @@ def gptq(model: torch.nn.Module, batches: Iterable, damp: float = 0.01, act_orde
         else:
             scale = wq.scale.detach().expand(w.shape[0]).reshape(groups, rows)
             q = gptq_round(shaped, h, scale, wq.qmin, wq.qmax, damp, act_order)
+        if mom.ref_mean is not None:  # the bias that matches the float outputs' mean
+            shift = torch.einsum("grd,gd->gr", float_w.double(), mom.ref_mean) - \
+                torch.einsum("grd,gd->gr", q, mom.mean)
+            if m.bias is None:
+                m.bias = torch.nn.Parameter(torch.zeros(w.shape[0]), requires_grad=False)
+            m.bias.add_(shift.reshape(-1).to(m.bias.dtype))
         w.copy_(q.reshape(w.shape).to(w.dtype))
         done.append(layer.path)
         if progress:

@@ -222,10 +222,10 @@ def quantize(model: nn.Module, config: QuantConfig, calib_loader: Iterable,
         fold_batchnorm(q, example)
     attach_quantizers(q, config, example)
     calibrate(q, batches, config)
-    if config.rounding == "gptq":
+    if config.rounding.startswith("gptq"):
         from netfrontier.compress.gptq import gptq
 
-        gptq(q, batches)
+        gptq(q, batches, to_float=config.rounding == "gptq-float")
         calibrate(q, batches, config)  # the ranges the rounded weights produce
     if config.bias_correction:
         bias_correction(q, batches, config)

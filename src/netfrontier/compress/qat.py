@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from netfrontier.compress.fakequant import ActQuantizer
 from netfrontier.compress.ptq import quantizers
 from netfrontier.errors import OptionError
 
@@ -30,12 +31,15 @@ from netfrontier.errors import OptionError
 @dataclass(frozen=True)
 class QATConfig:
     """Training knobs. `lr` is Adam's for weights and biases, `scale_lr` for the step sizes
-    (per unit of scale: each scale's update is relative to its size); cosine decay to zero."""
+    (per unit of scale: each scale's update is relative to its size) and `weight_scale_lr`
+    for the weights' step sizes if set apart (0 freezes them: a GPTQ rounding chose them, and
+    a new step size re-rounds every weight of its channel to nearest); cosine decay to zero."""
 
     epochs: int = 3
     batch_size: int = 16
     lr: float = 1e-4
     scale_lr: float = 5e-3
+    weight_scale_lr: float | None = None  # None: scale_lr
     temperature: float = 1.0
     flip: bool = True
     augment: str = "flip"  # "flip" | "crop" (random resized crop + flip, teacher run online)
@@ -49,7 +53,7 @@ class QATConfig:
             raise OptionError(f"--epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 1:
             raise OptionError(f"QAT batch size must be at least 1, got {self.batch_size}")
-        if self.lr <= 0 or self.scale_lr < 0:
+        if self.lr <= 0 or self.scale_lr < 0 or (self.weight_scale_lr or 0) < 0:
             raise OptionError("QAT learning rates must be positive")
         if self.feature_weight < 0:
             raise OptionError(f"QAT feature weight must be zero or more, got "
@@ -145,17 +149,22 @@ def qat(qmodel: torch.nn.Module, teacher: torch.nn.Module, images, config: QATCo
         weights.append(m.parametrizations.weight.original)
         if m.bias is not None:
             weights.append(m.bias)
+    wscale_lr = config.scale_lr if config.weight_scale_lr is None else config.weight_scale_lr
+    rates = []
     for _, q in quantizers(model):
         q.learn = True
         q.mode = "quant"
-        scales.append(q.scale)
+        rate = config.scale_lr if isinstance(q, ActQuantizer) else wscale_lr
+        if rate > 0:
+            scales.append(q.scale)
+            rates.append(rate)
     for p in weights + scales:
         p.requires_grad_(True)
     # one group per quantizer: Adam's step is in absolute units, so each scale's learning rate
-    # is scale_lr times its size (every step size moves by a similar ratio)
+    # is its rate times its size (every step size moves by a similar ratio)
     groups = [{"params": weights, "lr": config.lr}]
-    groups += [{"params": [s], "lr": config.scale_lr * float(s.detach().abs().mean())}
-               for s in scales]
+    groups += [{"params": [s], "lr": rate * float(s.detach().abs().mean())}
+               for s, rate in zip(scales, rates)]
     opt = torch.optim.Adam(groups)
     gen = torch.Generator().manual_seed(config.seed)
     n = len(images)

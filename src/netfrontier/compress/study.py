@@ -28,7 +28,7 @@ class StudyOptions:
     data: str | None = None
     limit: int | None = None
     calib_images: int = 128
-    rounding: str = "nearest"  # of PTQ weights below 8 bits: "nearest" | "gptq"
+    rounding: str = "nearest"  # of PTQ weights below 8 bits: "nearest" | "gptq" | "gptq-float"
     qat: bool = False
     qat_config: QATConfig = field(default_factory=QATConfig)
     qat_wbits: tuple[int, ...] | None = None  # None: every depth in wbits below 8
@@ -182,7 +182,7 @@ def run_study(model_name: str, opts: StudyOptions,
         acc = evaluate(q, test)
         ptq_models[b] = q
         say(f"{model_name} PTQ {cfg.tag}: top-1 {acc.top1:.2f} ({time.time() - t:.0f} s)")
-        method = "PTQ" + (" + GPTQ rounding" if cfg.rounding == "gptq" else "") + \
+        method = "PTQ" + _ROUNDING_LABEL.get(cfg.rounding, "") + \
             (" + bias correction" if cfg.bias_correction else "")
         rows.append(row(cfg.tag, method, b, layer_bits(q), acc, fp))
         _maybe_export(opts, model_name, f"ptq_{cfg.tag}", q, test, rows[-1])
@@ -201,11 +201,12 @@ def run_study(model_name: str, opts: StudyOptions,
             say(f"{model_name} QAT W{b}A{opts.abits}: top-1 {acc.top1:.2f} "
                 f"({time.time() - t:.0f} s)")
             method = "QAT (LSQ + distillation" + (", features" if cfg.feature_weight else "") + \
-                (", from GPTQ)" if opts.rounding == "gptq" else ")")
+                (", from GPTQ)" if opts.rounding.startswith("gptq") else ")")
             rows.append(row(f"W{b}A{opts.abits}", method, b, layer_bits(qq),
                             acc, fp, extra={"qat": {
                                 "epochs": cfg.epochs, "train_images": len(tune),
-                                "lr": cfg.lr, "scale_lr": cfg.scale_lr, "augment": cfg.augment,
+                                "lr": cfg.lr, "scale_lr": cfg.scale_lr,
+                                "weight_scale_lr": cfg.weight_scale_lr, "augment": cfg.augment,
                                 "feature_weight": cfg.feature_weight,
                                 "init": f"PTQ, {opts.rounding} rounding",
                                 "batch_size": cfg.batch_size, "device": cfg.device,
@@ -231,6 +232,10 @@ def run_study(model_name: str, opts: StudyOptions,
                         fp, extra={"mixed": res.summary(), "layer_wbits": res.layer_wbits}))
         _maybe_export(opts, model_name, "mixed", qm, test, rows[-1])
     return _relative(rows, opts)
+
+
+_ROUNDING_LABEL = {"gptq": " + GPTQ rounding",
+                   "gptq-float": " + GPTQ rounding toward the float outputs"}
 
 
 def _select_qat_lr(opts: StudyOptions, qmodel, teacher, tune, say):
