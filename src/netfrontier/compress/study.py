@@ -175,7 +175,9 @@ def run_study(model_name: str, opts: StudyOptions,
     rows.append(row("FP32", "float", None, None, fp, fp))
     ptq_models = {}
     for b in opts.wbits:
-        cfg = QuantConfig(wbits=b, abits=opts.abits, bias_correction=b < 8,
+        # bias correction after GPTQ would compare the rounded weights with themselves
+        cfg = QuantConfig(wbits=b, abits=opts.abits,
+                          bias_correction=b < 8 and opts.rounding == "nearest",
                           rounding=opts.rounding if b < 8 else "nearest")
         t = time.time()
         q = quantize(pre.model, cfg, calib)
