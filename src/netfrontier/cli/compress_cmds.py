@@ -80,7 +80,8 @@ def quantize(
     rounding: str = typer.Option("nearest", "--rounding",
                                  help="PTQ weight rounding below 8 bits: nearest | gptq (each "
                                       "layer's output error minimised) | gptq-float (toward "
-                                      "the float model's outputs); QAT starts from it"),
+                                      "the float model's outputs); QAT starts from it, and "
+                                      "from a GPTQ rounding keeps the weights' step sizes"),
     feature_weight: float = typer.Option(0.0, "--feature-weight",
                                          help="QAT: weight of matching the FP32 model's "
                                               "batch-norm outputs (0: logits only)"),
@@ -114,7 +115,8 @@ def quantize(
         hardware=tuple(h.strip() for h in hw.split(",") if h.strip()),
         data=str(data) if data else None, limit=limit, calib_images=calib, qat=qat,
         rounding=rounding,
-        qat_config=QATConfig(epochs=epochs, threads=threads, feature_weight=feature_weight),
+        qat_config=QATConfig(epochs=epochs, threads=threads, feature_weight=feature_weight,
+                             weight_scale_lr=None if rounding == "nearest" else 0.0),
         mixed=mixed,
         budget_top1_drop=budget, objective=objective,
         export_onnx=str(out / "onnx") if onnx else None, threads=threads)
