@@ -49,13 +49,17 @@ def test_layer_hessian_reads_the_padded_grouped_conv_input():
     assert torch.allclose(h.float(), ref, rtol=1e-4, atol=1e-5)
 
 
-def test_gptq_ptq_moves_the_logits_less_than_nearest_rounding():
+def _tiny_calibrated():
+    """(model, calibration batches, their images, the model's logits on them)."""
     torch.manual_seed(0)
     model = randomize_bn(tiny_cnn())
-    data = blob_images(64, size=12, seed=2)
-    calib = list(data.batches(32))
+    calib = list(blob_images(64, size=12, seed=2).batches(32))
     x = torch.cat(calib)
-    ref = model(x)
+    return model, calib, x, model(x)
+
+
+def test_gptq_ptq_moves_the_logits_less_than_nearest_rounding():
+    model, calib, x, ref = _tiny_calibrated()
     err = {}
     for rounding in ("nearest", "gptq"):
         q = quantize(model, QuantConfig(wbits=3, abits=8, first_last_bits=None,
@@ -108,12 +112,7 @@ def test_gptq_toward_the_float_model_moves_the_logits_less():
     from netfrontier.compress.gptq import gptq
     from netfrontier.compress.ptq import calibrate
 
-    torch.manual_seed(0)
-    model = randomize_bn(tiny_cnn())
-    data = blob_images(64, size=12, seed=2)
-    calib = list(data.batches(32))
-    x = torch.cat(calib)
-    ref = model(x)
+    model, calib, x, ref = _tiny_calibrated()
     cfg = QuantConfig(wbits=4, abits=4, first_last_bits=None)
     err = {}
     for to_float in (False, True):
