@@ -66,8 +66,7 @@ def main() -> None:
                     help="QAT: weight of matching the FP32 batch-norm outputs")
     ap.add_argument("--rounding", default="nearest",
                     help="qat stage: PTQ rounding QAT starts from (nearest | gptq | "
-                         "gptq-float); a GPTQ "
-                         "PTQ row is then reported too")
+                         "gptq-float); a GPTQ PTQ row is then reported too")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--onnx-dir", default="/tmp/netfrontier-quant-onnx",

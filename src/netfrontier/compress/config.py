@@ -37,6 +37,8 @@ class QuantConfig:
     Conv2d/Linear layer so that its output on the calibration data moves least (compress.gptq),
     then re-calibrates the activation ranges; "gptq-float" rounds toward the float model's
     outputs instead (each layer makes up for the errors before it) and matches their means.
+    After a GPTQ rounding `bias_correction` has nothing to correct: the layer's float weights
+    have been replaced by the rounded ones it would compare with.
     """
 
     wbits: int = 8

@@ -8,9 +8,10 @@ each column's rounding error over the columns not yet rounded, weighted by H‚Åª¬
 Cholesky factor). Layers are done in execution order, and each layer's inputs come from the
 quantized model with every earlier layer already rounded. With `to_float` the target is the
 float model's output at that layer rather than the layer's float weights applied to those
-inputs (`float_target`), so each layer also makes up for the errors before it. Below 8 bits each channel's scale is chosen too, among clipping ratios of its largest
-weight, by the output error of its GPTQ rounding; the result is written back as on-grid weights
-and scales (the quantizer reproduces them exactly).
+inputs (`float_target`), so each layer also makes up for the errors before it. Below 8 bits
+each channel's scale is chosen too, among clipping ratios of its largest weight, by the output
+error of its GPTQ rounding; the result is written back as on-grid weights and scales (the
+quantizer reproduces them exactly).
 
 Convolutions are read as matrix products over their unfolded input patches (the input captured
 at the conv call itself, so explicit "same" padding layers are included); a grouped or depthwise
