@@ -52,6 +52,27 @@ def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
     assert len(lines) == 1 and message in lines[0], proc.stderr
 
 
+@pytest.mark.parametrize("args, message", [
+    (("nosuchcmd",), "No such command 'nosuchcmd'"),
+    (("analyze",), "Missing argument 'model'"),
+    (("analyze", "resnet18", "--wbits", "abc"), "Invalid value for '--wbits'"),
+    (("analyze", "resnet18", "--no-such-option"), "No such option: --no-such-option"),
+    (("hw", "nosuch"), "No such command 'nosuch'"),
+])
+def test_usage_errors_are_one_line_and_exit_2(args, message):
+    proc = run(*args, check=False)
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and message in lines[0] and "--help" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("args", [(), ("hw",)])
+def test_a_group_without_command_prints_its_help(args):
+    proc = run(*args, check=False)
+    assert proc.returncode == 0 and "Usage:" in proc.stdout and proc.stderr == ""
+
+
 def test_malformed_yaml_hw(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nclock_hz: [1,\n")
