@@ -1,13 +1,17 @@
 """The report layer: frontier PNGs, grouped bars, and the self-contained, atomically written HTML."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+import netfrontier.report as report_pkg
+import netfrontier.report.plots as plots
 from netfrontier import frontier
 from netfrontier.report import (
     plot_all,
@@ -216,3 +220,153 @@ def test_import_does_not_load_matplotlib():
     code = "import sys, netfrontier.report; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _keep_figures(monkeypatch) -> dict:
+    """{PNG stem: Figure} of every plot drawn from here on (the PNGs are still written)."""
+    figs, save = {}, plots._save
+
+    def keep(fig, path):
+        figs[Path(path).stem] = fig
+        return save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    return figs
+
+
+def _overlapping_texts(fig) -> list[tuple[str, str]]:
+    """Pairs of texts on the axes closer than LABEL_GAP_PX: touching labels read as one number
+    ("87.086.486.2"), so a gap is part of not overlapping."""
+    renderer = fig.canvas.get_renderer()
+    texts = [t for ax in fig.axes for t in ax.texts if t.get_visible() and t.get_text()]
+    boxes = [t.get_window_extent(renderer).padded(1.5) for t in texts]
+    return [(texts[i].get_text(), texts[j].get_text()) for i in range(len(texts))
+            for j in range(i + 1, len(texts)) if boxes[i].overlaps(boxes[j])]
+
+
+def test_bar_value_labels_never_overlap(tmp_path, monkeypatch):
+    figs = _keep_figures(monkeypatch)
+    close = {"lite0": {"W8A8": 1.0, "W6A8": 1.09, "W4A8": 1.2, "mixed": 1.2},
+             "lite1": {"W8A8": 1.0, "W6A8": 1.09, "W4A8": 1.18}}
+    many = {f"net{k}": {f"series {j}": 87.0 - 0.2 * j for j in range(12)} for k in range(4)}
+    for name, table in (("close", close), ("many", many)):
+        plot_relative_bars(table, tmp_path / f"{name}.png", name, "×")
+        assert not _overlapping_texts(figs[name]), name
+    assert len(figs["close"].axes[0].texts) == 7  # side by side, every label still shown
+
+
+# ---- the quantization study report (compress/study_report.py) on the committed results ----
+
+QUANT = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "quantization"
+HW = ("img-series4-1core", "img-series4-8core")
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """write_study on the committed results.json: (data, {stem: Figure}, {stem: (title,
+    ylabel)} of each bar chart, written paths)."""
+    from netfrontier.compress.study_report import write_study
+
+    data = json.loads((QUANT / "results.json").read_text(encoding="utf-8"))
+    calls, bars = {}, report_pkg.plot_relative_bars
+
+    def record(table, path, title, ylabel, *args, **kw):
+        calls[Path(path).stem] = (title, ylabel)
+        return bars(table, path, title, ylabel, *args, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        figs = _keep_figures(mp)
+        mp.setattr(report_pkg, "plot_relative_bars", record)
+        paths = write_study(data["rows"], tmp_path_factory.mktemp("study"), data["meta"])
+    return data, figs, calls, paths
+
+
+def test_study_improvement_charts_say_what_is_plotted(study):
+    _, _, calls, _ = study
+    for hw in HW:
+        for m, what in (("latency", "Latency"), ("dram", "DRAM traffic"), ("energy", "Energy")):
+            title, ylabel = calls[f"improvement_{m}_{hw}"]
+            assert title == f"{what} improvement over W8A8 (×), {hw}"
+            assert ylabel.lower() == f"{what} improvement over W8A8 (×)".lower()
+    assert not any("second" in t.lower() for t, _ in calls.values())
+
+
+def test_study_chart_labels_never_overlap(study):
+    _, figs, _, _ = study
+    charts = [k for k in figs if k.startswith(("improvement_", "accuracy"))]
+    assert len(charts) == 7
+    for k in charts:
+        assert not _overlapping_texts(figs[k]), k
+
+
+def test_study_accuracy_chart_has_error_bars_and_its_whole_legend(study):
+    from matplotlib.container import BarContainer
+    from PIL import Image
+
+    data, figs, _, paths = study
+    fig = figs["accuracy"]
+    renderer = fig.canvas.get_renderer()
+    legends = fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+    assert legends
+    for leg in legends:  # _save writes the whole canvas: the image is the figure's bbox
+        bb, page = leg.get_window_extent(renderer), fig.bbox
+        assert page.x0 <= bb.x0 and bb.x1 <= page.x1 and page.y0 <= bb.y0 and bb.y1 <= page.y1
+    assert Image.open(paths["accuracy"]).size == (round(fig.bbox.width), round(fig.bbox.height))
+    halves = []
+    for c in fig.axes[0].containers:
+        if isinstance(c, BarContainer) and c.errorbar is not None:
+            halves += [(s[1][1] - s[0][1]) / 2 for s in c.errorbar.lines[2][0].get_segments()]
+    want = [r["top1_se"] for r in data["rows"] if r.get("top1") is not None]
+    assert sorted(halves) == pytest.approx(sorted(want))
+
+
+def test_study_labels_carry_the_rounding(study):
+    from netfrontier.compress.study_report import _label, accuracy_table
+
+    data, _, _, paths = study
+    rows = [r for r in data["rows"] if r.get("top1") is not None]
+    acc = accuracy_table(rows)
+    assert sum(map(len, acc.values())) == len(rows)  # no row hidden under another's label
+    assert acc["efficientnet_lite0"]["PTQ W4A8 (nearest)"] == 70.0
+    assert acc["efficientnet_lite0"]["PTQ W4A8 (gptq-float)"] == 83.8
+    assert acc["efficientnet_lite0"]["QAT W4A8 (from gptq-float)"] == 84.2
+    assert acc["efficientnet_lite1"]["PTQ W4A8 (nearest)"] == 52.2
+    methods: dict[str, set] = {}
+    for r in data["rows"]:
+        methods.setdefault(_label(r), set()).add(r["method"])
+    assert all(len(m) == 1 for m in methods.values()), methods
+    from netfrontier.compress.study_report import rounding
+
+    assert rounding(dict(method="QAT (LSQ)", qat={"init": "PTQ, gptq rounding"})) == "gptq"
+    assert rounding(dict(method="PTQ", rounding="gptq")) == "gptq"
+    assert rounding(dict(method="cost only")) == ""
+    md = paths["md"].read_text(encoding="utf-8")
+    assert "| efficientnet_lite0 | W4A8 | PTQ + GPTQ rounding toward the float outputs | " \
+           "gptq-float |" in md
+    assert "| efficientnet_lite1 | W4A8 | PTQ + bias correction | nearest |" in md
+    assert paths["csv"].read_text().splitlines()[0].startswith("model,variant,method,rounding,")
+    assert "<td>gptq-float</td>" in paths["html"].read_text(encoding="utf-8")
+
+
+def test_committed_quantization_outputs_are_regenerated():
+    from netfrontier.compress.study import relative_improvements
+    from netfrontier.compress.study_report import markdown_summary
+
+    data = json.loads((QUANT / "results.json").read_text(encoding="utf-8"))
+    md = markdown_summary(relative_improvements(data["rows"]), data["meta"],
+                          data["meta"]["hardware"])
+    assert (QUANT / "summary.md").read_text(encoding="utf-8") == md
+    assert "Latency improvement over W8A8" in (QUANT / "report.html").read_text(encoding="utf-8")
+
+
+def test_rerender_redraws_from_results_json(tmp_path, monkeypatch):
+    import netfrontier.compress.study_report as sr
+
+    (tmp_path / "results.json").write_text(json.dumps({"meta": {"a": 1}, "rows": [{"b": 2}]}))
+    calls = []
+    monkeypatch.setattr(sr, "write_study", lambda *a: calls.append(a) or {})
+    sr.rerender(tmp_path / "results.json")
+    sr.rerender(tmp_path / "results.json", tmp_path / "elsewhere")
+    assert calls == [([{"b": 2}], tmp_path, {"a": 1}),
+                     ([{"b": 2}], tmp_path / "elsewhere", {"a": 1})]
+

@@ -1,9 +1,10 @@
 """Write a quantization study: results.json, results.csv, bar charts, frontiers, report.html.
 
 Bar charts follow the seed article (Imagination's Series4 efficiency study): relative
-improvement (×, over the uniform 8-bit model) in seconds, DRAM bytes and joules per inference,
-one group per network, one bar per bit configuration, one chart per preset and metric. Every
-file is written atomically.
+improvement (×, over the uniform 8-bit model) in latency, DRAM traffic and energy per inference,
+one group per network, one bar per bit configuration, one chart per preset and metric. Variant
+labels carry the weight rounding used (nearest, gptq, gptq-float), so rows made differently never
+share a label. Every file is written atomically; `rerender` redraws a committed results.json.
 """
 from __future__ import annotations
 
@@ -12,14 +13,14 @@ import csv
 import html
 import io
 import json
+import re
 from pathlib import Path
 
-from netfrontier.compress.study import METRICS, relative_improvements
+from netfrontier.compress.study import _ROUNDING_LABEL, METRICS, relative_improvements
 
-_TITLES = {"latency": "seconds per inference", "dram": "DRAM bytes per inference",
-           "energy": "energy per inference"}
-CSV_COLUMNS = ("model", "variant", "method", "wbits", "abits", "top1", "top1_se", "top1_drop",
-               "top1_drop_se", "top5", "images", "dataset", "hardware", "latency_s",
+_QUANTITY = {"latency": "latency", "dram": "DRAM traffic", "energy": "energy"}
+CSV_COLUMNS = ("model", "variant", "method", "rounding", "wbits", "abits", "top1", "top1_se",
+               "top1_drop", "top1_drop_se", "top5", "images", "dataset", "hardware", "latency_s",
                "dram_bytes", "energy_j", "improvement_latency", "improvement_dram",
                "improvement_energy", "layers_per_bits")
 
@@ -29,6 +30,7 @@ def flat_rows(rows: list[dict]) -> list[dict]:
     out = []
     for r in rows:
         base = {k: r.get(k) for k in CSV_COLUMNS if k in r}
+        base["rounding"] = rounding(r)
         base["layers_per_bits"] = json.dumps(r.get("layers_per_bits")) if r.get(
             "layers_per_bits") else ""
         if not r.get("cost"):
@@ -39,13 +41,36 @@ def flat_rows(rows: list[dict]) -> list[dict]:
     return out
 
 
+def rounding(r: dict) -> str:
+    """The weight rounding a row's model was made with: "nearest", "gptq" or "gptq-float" (for
+    QAT, that of the PTQ model it started from); "" where no weights were rounded."""
+    method = r.get("method") or ""
+    if r.get("rounding"):
+        return str(r["rounding"])
+    if not method.startswith(("PTQ", "QAT")):
+        return ""
+    init = re.search(r"([\w-]+) rounding$", str((r.get("qat") or {}).get("init", "")))
+    if init:
+        return init.group(1)
+    for name, phrase in sorted(_ROUNDING_LABEL.items(), key=lambda kv: -len(kv[1])):
+        if phrase in method:
+            return name
+    return "gptq" if "from GPTQ" in method else "nearest"
+
+
 def _label(r: dict) -> str:
-    if r["method"].startswith("QAT"):
-        return f"QAT {r['variant']}"
-    if r["method"].startswith("PTQ") or r["method"] == "cost only":
-        return r["variant"] if r["method"] == "cost only" or "mixed" in r["variant"] \
-            else f"PTQ {r['variant']}"
-    return r["variant"]
+    """'PTQ W4A8 (gptq-float)', 'QAT W4A8 (from gptq-float)'; FP32, cost-only and mixed-precision
+    rows by their variant alone."""
+    kind = r["method"][:3]
+    if kind not in ("PTQ", "QAT") or "mixed" in r["variant"]:
+        return r["variant"]
+    return f"{kind} {r['variant']} ({'from ' if kind == 'QAT' else ''}{rounding(r)})"
+
+
+def _base_variant(rows: list[dict]) -> str:
+    """What the improvements are relative to: the 8-bit rows' variant name (W8A8)."""
+    names = {r["variant"] for r in rows if r.get("wbits") == 8 and r.get("cost")}
+    return names.pop() if len(names) == 1 else "8-bit"
 
 
 def bar_tables(rows: list[dict], hw: str, metric: str) -> dict[str, dict[str, float]]:
@@ -59,11 +84,12 @@ def bar_tables(rows: list[dict], hw: str, metric: str) -> dict[str, dict[str, fl
     return table
 
 
-def accuracy_table(rows: list[dict]) -> dict[str, dict[str, float]]:
+def accuracy_table(rows: list[dict], key: str = "top1") -> dict[str, dict[str, float]]:
+    """{network: {variant label: row[key]}} over the rows with a top-1 ("top1_se": error bars)."""
     table: dict[str, dict[str, float]] = {}
     for r in rows:
         if r.get("top1") is not None:
-            table.setdefault(r["arch"], {})[_label(r)] = r["top1"]
+            table.setdefault(r["arch"], {})[_label(r)] = r.get(key)
     return table
 
 
@@ -89,15 +115,6 @@ def _png(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
-def _fmt(v, digits=3) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.{digits}g}" if abs(v) < 1e-2 or abs(v) >= 1e4 else f"{v:.{digits}f}".rstrip(
-            "0").rstrip(".") if digits < 3 else f"{v:.4g}"
-    return html.escape(str(v))
-
-
 def write_study(rows: list[dict], out_dir, meta: dict) -> dict[str, Path]:
     """Write everything for `rows` (from study.run_study, possibly several networks)."""
     from netfrontier.frontier import annotate
@@ -116,19 +133,23 @@ def write_study(rows: list[dict], out_dir, meta: dict) -> dict[str, Path]:
     w.writerows(flat_rows(rows))
     paths["csv"] = write_atomic(out / "results.csv", buf.getvalue())
     images: list[tuple[str, Path]] = []
+    base = _base_variant(rows)
     for hw in hardware:
         for m in METRICS:
             table = bar_tables(rows, hw, m)
             if table:
+                what = f"{_QUANTITY[m]} improvement over {base} (×)"
+                title = what[0].upper() + what[1:]
                 p = plot_relative_bars(table, out / f"improvement_{m}_{hw}.png",
-                                       f"{_TITLES[m].capitalize()}, {hw}",
-                                       "improvement vs 8-bit (×)")
-                images.append((f"Relative improvement in {_TITLES[m]}, {hw}", p))
+                                       f"{title}, {hw}", what)
+                images.append((f"{title}: {base}'s {_QUANTITY[m]} per inference ÷ the "
+                               f"variant's, {hw}", p))
     acc = accuracy_table(rows)
     if acc:
         p = plot_relative_bars(acc, out / "accuracy.png", "Top-1 on the held-out images",
-                               "top-1 (%)")
-        images.append(("Top-1 of each variant (same held-out images)", p))
+                               "top-1 (%), ± 1 standard error", accuracy_table(rows, "top1_se"))
+        images.append(("Top-1 of each variant (same held-out images), error bars ± one "
+                       "standard error; the rounding of the weights in brackets", p))
     frontier_hw = hardware[0] if hardware else None
     if frontier_hw:
         fr = frontier_rows(rows, frontier_hw)
@@ -136,7 +157,8 @@ def write_study(rows: list[dict], out_dir, meta: dict) -> dict[str, Path]:
             fr, lines = annotate(fr)
             for obj in METRICS:
                 p = plot_frontier(fr, lines.get(obj), obj, out / f"frontier_{obj}.png",
-                                  title=f"Top-1 vs {_TITLES[obj]}, {frontier_hw}")
+                                  title=f"Top-1 vs {_QUANTITY[obj]} per inference, "
+                                        f"{frontier_hw}")
                 images.append((f"Frontier ({obj}) with quantized variants, {frontier_hw}", p))
     for cap, p in images:
         paths[p.stem] = p
@@ -145,30 +167,42 @@ def write_study(rows: list[dict], out_dir, meta: dict) -> dict[str, Path]:
     return paths
 
 
+def rerender(results_json, out_dir=None) -> dict[str, Path]:
+    """Redraw everything from a results.json write_study wrote (into its folder by default),
+    without rerunning the study."""
+    path = Path(results_json)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return write_study(data["rows"], path.parent if out_dir is None else out_dir, data["meta"])
+
+
 def markdown_summary(rows: list[dict], meta: dict, hardware: list[str]) -> str:
     """The figures as Markdown tables (generated, never typed in)."""
     lines = ["# Quantization results", "", str(meta.get("summary", "")), ""]
     acc = [r for r in rows if r.get("top1") is not None]
     if acc:
         lines += ["## Accuracy (same held-out images for every variant of a network)", "",
-                  "| network | variant | method | top-1 % (± SE) | drop vs FP32 (± paired SE) "
-                  "| top-5 % | images |", "|---|---|---|---|---|---|---|"]
+                  "| network | variant | method | rounding | top-1 % (± SE) "
+                  "| drop vs FP32 (± paired SE) | top-5 % | images |",
+                  "|---|---|---|---|---|---|---|---|"]
         for r in acc:
             drop = "" if r.get("top1_drop") is None else \
                 f"{r['top1_drop']:.2f} ± {r.get('top1_drop_se', 0):.2f}"
-            lines.append(f"| {r['arch']} | {r['variant']} | {r['method']} | {r['top1']:.2f} ± "
+            lines.append(f"| {r['arch']} | {r['variant']} | {r['method']} | "
+                         f"{rounding(r) or '–'} | {r['top1']:.2f} ± "
                          f"{r['top1_se']:.2f} | {drop} | {r['top5']:.2f} | {r['images']} |")
         lines.append("")
     for hw in hardware:
         lines += [f"## Modelled cost per inference on {hw}", "",
-                  "| network | variant | method | latency ms | DRAM MB | energy mJ "
-                  "| × latency / DRAM / energy vs 8-bit |", "|---|---|---|---|---|---|---|"]
+                  "| network | variant | method | rounding | latency ms | DRAM MB | energy mJ "
+                  f"| × latency / DRAM / energy vs {_base_variant(rows)} |",
+                  "|---|---|---|---|---|---|---|---|"]
         for r in rows:
             c = (r.get("cost") or {}).get(hw)
             if c:
                 lines.append(f"| {r['arch']} | {r['variant']} | {r['method']} | "
-                             f"{c['latency_s'] * 1e3:.4g} | {c['dram_bytes'] / 1e6:.4g} | "
-                             f"{c['energy_j'] * 1e3:.4g} | {improvement_text(c)} |")
+                             f"{rounding(r) or '–'} | {c['latency_s'] * 1e3:.4g} | "
+                             f"{c['dram_bytes'] / 1e6:.4g} | {c['energy_j'] * 1e3:.4g} | "
+                             f"{improvement_text(c)} |")
         lines.append("")
     par = [r for r in rows if isinstance(r.get("onnx"), dict) and "file" in r["onnx"]]
     if par:
@@ -197,8 +231,8 @@ def markdown_summary(rows: list[dict], meta: dict, hardware: list[str]) -> str:
 
 def _html(rows, meta, hardware, images) -> str:
     e = html.escape
-    th = "".join(f"<th>{e(h)}</th>" for h in ("model", "variant", "method", "top-1 %",
-                                               "drop vs FP32 (paired SE)", "images"))
+    th = "".join(f"<th>{e(h)}</th>" for h in ("model", "variant", "method", "rounding",
+                                               "top-1 %", "drop vs FP32 (paired SE)", "images"))
     for hw in hardware:
         th += f"<th>{e(hw)}: latency</th><th>DRAM</th><th>energy</th><th>× t / DRAM / E</th>"
     body = []
@@ -206,8 +240,8 @@ def _html(rows, meta, hardware, images) -> str:
         drop = "" if r.get("top1_drop") is None else \
             f"{r['top1_drop']:+.2f} ± {r.get('top1_drop_se', 0):.2f}"
         top1 = "" if r.get("top1") is None else f"{r['top1']:.2f} ± {r['top1_se']:.2f}"
-        cells = [e(r["model"]), e(r["variant"]), e(r["method"]), top1, drop,
-                 str(r.get("images", ""))]
+        cells = [e(r["model"]), e(r["variant"]), e(r["method"]), e(rounding(r) or "–"), top1,
+                 drop, str(r.get("images", ""))]
         for hw in hardware:
             c = (r.get("cost") or {}).get(hw)
             if c:
@@ -226,7 +260,7 @@ body{{font:14px/1.5 system-ui,sans-serif;margin:0;background:#f5f7fa;color:#1f26
 main{{max-width:1280px;margin:0 auto;padding:24px}}
 table{{border-collapse:collapse;background:#fff;font-size:12.5px}}
 td,th{{border-bottom:1px solid #e3e7ec;padding:4px 8px;text-align:right;white-space:nowrap}}
-td:nth-child(-n+3),th:nth-child(-n+3){{text-align:left}}
+td:nth-child(-n+4),th:nth-child(-n+4){{text-align:left}}
 figure{{background:#fff;border:1px solid #e3e7ec;border-radius:8px;padding:8px;margin:0 0 14px}}
 figure img{{max-width:100%}} code{{background:#fff;padding:1px 4px}}
 </style></head><body><main>

@@ -35,6 +35,7 @@ C_LINE = "#b8322a"
 C_TEXT = "#3c4450"
 DPI = 120
 LABEL_PT = 6.5
+LABEL_GAP_PX = 3.0  # the least room between two bar value labels: closer, they read as one
 MAX_LABELS = 40
 
 
@@ -386,12 +387,25 @@ def plot_all(rows: list[dict], lines: dict, out_dir, prefix: str = "frontier") -
     return out
 
 
-def plot_relative_bars(table: dict[str, dict[str, float]], path, title: str, ylabel: str) -> Path:
+def plot_relative_bars(table: dict[str, dict[str, float]], path, title: str, ylabel: str,
+                       errors: dict[str, dict[str, float]] | None = None) -> Path:
+    """Grouped bars (see bars_figure), written as a PNG atomically; returns the path."""
+    return _save(bars_figure(table, title, ylabel, errors), path)
+
+
+def bars_figure(table: dict[str, dict[str, float]], title: str, ylabel: str,
+                errors: dict[str, dict[str, float]] | None = None):
     """Grouped bars: one group per network (table's keys, in order), one bar per series label
     (in order of first appearance, one colour each, e.g. one per bit depth). Missing values leave
-    a gap. Value labels sit on the bars when there are few enough of them."""
+    a gap; `errors` (same shape) draws ± error bars. The legend sits between the title and the
+    axes, in as many rows as it needs to fit the figure's width. Value labels sit above the bars
+    (above the error bars), turned upright when one is too wide for its bar, with the y range
+    stretched to keep them inside the axes; a label that would still overlap another is left
+    out. Returns the Figure (drawn by _save), so tests can measure its text."""
     import matplotlib
+    from matplotlib.patches import Patch
 
+    errors = errors or {}
     nets = list(table)
     series: list[str] = []
     for d in table.values():
@@ -411,11 +425,7 @@ def plot_relative_bars(table: dict[str, dict[str, float]], path, title: str, yla
         left_in = max(left_in, name_in * 0.87 - group_in / 2 + 0.15)
         fig_w = min(max(fig_w, left_in + 0.6 * len(nets) * 1.0 + 0.1), 18.0)
     bottom_in = name_in * 0.5 + 0.35 if long_names else 0.5
-    fig_h = 4.3 + bottom_in
-    fig = _figure(fig_w, fig_h)
-    fig.subplots_adjust(left=left_in / fig_w, right=0.99, bottom=bottom_in / fig_h,
-                        top=1 - 0.75 / fig_h)
-    left = left_in / fig_w
+    fig = _figure(fig_w, 4.3 + bottom_in)
     ax = fig.add_subplot(111)
     for s in ("top", "right"):
         ax.spines[s].set_visible(False)
@@ -424,42 +434,107 @@ def plot_relative_bars(table: dict[str, dict[str, float]], path, title: str, yla
     ax.grid(True, axis="y", color="#e6e9ee", lw=0.7)
     ax.set_axisbelow(True)
     ax.tick_params(colors=C_TEXT, labelsize=8.5)
-    nbars = sum(v is not None for d in table.values() for v in d.values())
-    values = [v for d in table.values() for v in d.values() if v is not None and math.isfinite(v)]
-    span = (max(values + [0]) - min(values + [0])) or 1.0
-    big = max((abs(v) for v in values), default=1.0)
-    decimals = 2 if big < 10 else 1 if big < 100 else 0
     cmap = matplotlib.colormaps["viridis"]
     colours = [cmap(t) for t in np.linspace(0.15, 0.8, len(series))] if len(series) > 1 \
         else [C_FRONT]
+    points = []  # (x, where the label goes: the bar's end or its error bar's, value)
     for k, s in enumerate(series):
-        xs, hs = [], []
-        for j, n in enumerate(nets):
-            v = table[n].get(s)
-            if v is not None and math.isfinite(v):
-                xs.append(j - 0.4 + width * (k + 0.5))
-                hs.append(v)
-        if not xs:
+        bars = [(j - 0.4 + width * (k + 0.5), table[n][s], errors.get(n, {}).get(s))
+                for j, n in enumerate(nets)
+                if table[n].get(s) is not None and math.isfinite(table[n][s])]
+        if not bars:
             continue
-        ax.bar(xs, hs, width=width * 0.92, color=colours[k], label=str(s), zorder=3)
-        if nbars <= 48:
-            for bx, v in zip(xs, hs):
-                ax.text(bx, v + (0.012 * span if v >= 0 else -0.012 * span), f"{v:.{decimals}f}",
-                        ha="center", va="bottom" if v >= 0 else "top", fontsize=6.5,
-                        color=C_TEXT)
-    if values and min(values) < 0:
+        xs, hs, es = zip(*bars)
+        es = [abs(e) if e is not None and math.isfinite(e) else 0.0 for e in es]
+        ax.bar(xs, hs, width=width * 0.92, color=colours[k], zorder=3,
+               yerr=es if any(es) else None,
+               error_kw=dict(ecolor="#3c4450", elinewidth=0.8, capsize=2, capthick=0.8,
+                             zorder=4))
+        points += [(x, v + (e if v >= 0 else -e), v) for x, v, e in zip(xs, hs, es)]
+    ends = [p[1] for p in points]
+    lo, hi = min(ends + [0]), max(ends + [0])
+    span = (hi - lo) or 1.0
+    if lo < 0:
         ax.axhline(0, color="#9aa3ad", lw=0.8)
     ax.set_xticks(range(len(nets)))
     ax.set_xticklabels(nets, fontsize=8.5, rotation=30 if long_names else 0,
                        ha="right" if long_names else "center",
                        rotation_mode="anchor" if long_names else "default")
     ax.set_xlim(-0.6, len(nets) - 0.4)
-    lo, hi = min(values + [0]), max(values + [0])
-    ax.set_ylim(lo - (0.06 * span if lo < 0 else 0), hi + 0.1 * span)
+    ax.set_ylim(lo - (0.06 * span if lo < 0 else 0), hi + 0.06 * span)
     ax.set_ylabel(ylabel, fontsize=10, color=C_TEXT)
-    fig.text(left, 1 - 0.36 / fig_h, title, fontsize=12.5, color="#1f2630", fontweight="bold",
-             va="baseline")
-    if series:
-        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=min(len(series), 8),
-                  fontsize=8, frameon=False, borderaxespad=0.2, handlelength=1.2)
-    return _save(fig, path)
+    handles = [Patch(color=c, label=str(s)) for s, c in zip(series, colours)]
+    _bars_layout(fig, title, handles, left_in, bottom_in)
+    if len(points) <= 48:
+        big = max((abs(p[2]) for p in points), default=1.0)
+        _value_labels(ax, points, 2 if big < 10 else 1 if big < 100 else 0, width)
+    return fig
+
+
+def _bars_layout(fig, title: str, handles: list, left_in: float, bottom_in: float) -> None:
+    """Title, then the legend in as few rows as fit the width, then a 3.55 in tall axes: the
+    figure grows by what the legend needs, so nothing lies outside the saved image."""
+    fig_w = fig.get_figwidth()
+    renderer = fig.canvas.get_renderer()
+    leg, leg_h = None, 0.0
+    for ncol in range(len(handles), 0, -1):
+        if leg is not None:
+            leg.remove()
+        leg = fig.legend(handles=handles, loc="upper left", ncols=ncol, fontsize=8,
+                         frameon=False, borderaxespad=0, handlelength=1.2, columnspacing=1.4)
+        bb = leg.get_window_extent(renderer)
+        leg_h = bb.height / DPI
+        if bb.width / DPI <= fig_w - left_in - 0.1:
+            break
+    top_in = 0.52 + leg_h + 0.12
+    fig_h = 3.55 + bottom_in + top_in
+    fig.set_size_inches(fig_w, fig_h)
+    fig.subplots_adjust(left=left_in / fig_w, right=0.99, bottom=bottom_in / fig_h,
+                        top=1 - top_in / fig_h)
+    if leg is not None:
+        leg.set_bbox_to_anchor((left_in, fig_h - 0.52), transform=fig.dpi_scale_trans)
+        for t in leg.get_texts():
+            t.set_color(C_TEXT)
+    fig.text(left_in / fig_w, 1 - 0.36 / fig_h, title, fontsize=12.5, color="#1f2630",
+             fontweight="bold", va="baseline")
+
+
+def _value_labels(ax, points: list[tuple[float, float, float]], decimals: int,
+                  bar_width: float) -> None:
+    """One label per bar at (x, y): upright when any is wider than 80% of a bar's slot, the y
+    range widened until every label is inside the axes, and any label that still comes within
+    LABEL_GAP_PX of one already placed left out (so no two ever touch)."""
+    renderer = ax.figure.canvas.get_renderer()
+    texts = [ax.annotate(f"{v:.{decimals}f}", (x, y), xytext=(0, 1.5 if v >= 0 else -1.5),
+                         textcoords="offset points", ha="center",
+                         va="bottom" if v >= 0 else "top", fontsize=6.5, color=C_TEXT,
+                         zorder=5) for x, y, v in points]
+    bar_px = abs(ax.transData.transform((bar_width, 0))[0] - ax.transData.transform((0, 0))[0])
+    # side by side they need a clear gap, or neighbours read as one number ("1.201.20")
+    if any(t.get_window_extent(renderer).width > 0.8 * bar_px for t in texts):
+        for t in texts:
+            t.set_rotation(90)
+    for _ in range(4):  # stretching one end moves the labels at the other a little
+        lo, hi = ax.get_ylim()
+        box = ax.get_window_extent(renderer)
+        pad = 3.0
+        new_lo, new_hi = lo, hi
+        for t, (_, y, v) in zip(texts, points):
+            bb = t.get_window_extent(renderer)
+            py = ax.transData.transform((0, y))[1]
+            if v >= 0:  # keep px(y) + (bb.y1 - py) below the top
+                need = box.height - pad - (bb.y1 - py)
+                new_hi = max(new_hi, lo + (y - lo) * box.height / max(need, 1.0))
+            else:
+                need = box.height - pad - (py - bb.y0)
+                new_lo = min(new_lo, hi - (hi - y) * box.height / max(need, 1.0))
+        if (new_lo, new_hi) == (lo, hi):
+            break
+        ax.set_ylim(new_lo, new_hi)
+    placed = []
+    for t in texts:
+        bb = t.get_window_extent(renderer).padded(LABEL_GAP_PX / 2)
+        if any(bb.overlaps(p) for p in placed):
+            t.remove()
+        else:
+            placed.append(bb)
