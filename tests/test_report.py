@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from netfrontier.report import (
     plot_all,
     plot_frontier,
     plot_relative_bars,
+    render_report,
     short_names,
     write_atomic,
     write_report,
@@ -126,10 +128,10 @@ def test_fallback_rows_are_flagged(rendered):
     rows = re.findall(r"<tr[^>]*>.*?</tr>", doc, re.S)
     swin = [r for r in rows if 'data-v="swin_t.IMAGENET1K_V1"' in r]
     assert len(swin) == 1
-    assert swin[0].startswith("<tr class=fb>")
+    assert swin[0].startswith('<tr class="fb">')
     assert "3 layers: aten.roll, aten.native_layer_norm" in swin[0]
     others = [r for r in rows if 'data-v="resnet50.IMAGENET1K_V2"' in r]
-    assert others and "⚠" not in others[0] and "class=fb" not in others[0]
+    assert others and "⚠" not in others[0] and others[0].startswith("<tr>")
     assert "1 run partly on the host CPU" in doc
 
 
@@ -370,3 +372,96 @@ def test_rerender_redraws_from_results_json(tmp_path, monkeypatch):
     assert calls == [([{"b": 2}], tmp_path, {"a": 1}),
                      ([{"b": 2}], tmp_path / "elsewhere", {"a": 1})]
 
+
+# ---- the zoo report (report/html.py, report/plots.py) ----
+
+_NAMES = ["wide_resnet101_2", "resnet18", "wide_resnet50_2", "resnet152", "resnet50",
+          "regnet_x_16gf", "regnet_x_8gf"]
+_NATURAL = ["regnet_x_8gf", "regnet_x_16gf", "resnet18", "resnet50", "resnet152",
+            "wide_resnet50_2", "wide_resnet101_2"]
+
+
+def _named(names: list[str]) -> list[dict]:
+    template = _rows()[3]
+    return [dict(template, model=n, arch=n, weights=None) for n in names]
+
+
+def _table_names(doc: str) -> list[str]:
+    return re.findall(r'<td class="t m" data-v="([^"]+)"', doc)
+
+
+def test_table_starts_in_natural_name_order():
+    assert _table_names(render_report(_named(_NAMES), {}, META)) == _NATURAL
+
+
+# a stand-in for the DOM the inline sorter touches: one table, one column of model names
+_SORTER_HARNESS = """
+const [script, names] = JSON.parse(require('fs').readFileSync(0, 'utf8'));
+const body = {rows: names.map(n => ({name: n, cells: [{getAttribute: k => k === 'data-v' ? n
+  : null, textContent: n}]})), appendChild(r) {this.rows.splice(this.rows.indexOf(r), 1);
+  this.rows.push(r)}};
+let click;
+const th = {a: {}, dataset: {type: 't'}, getAttribute(k) {return k in this.a ? this.a[k] : null},
+  setAttribute(k, v) {this.a[k] = v}, removeAttribute(k) {delete this.a[k]},
+  addEventListener(e, f) {if (e === 'click') click = f}};
+global.document = {querySelectorAll: () => [{tHead: {rows: [{cells: [th]}]}, tBodies: [body]}]};
+eval(script);
+click();
+const up = body.rows.map(r => r.name);
+click();
+console.log(JSON.stringify([up, body.rows.map(r => r.name)]));
+"""
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="runs the inline sorter under node")
+def test_inline_sorter_orders_names_naturally():
+    doc = render_report(_named(_NAMES), {}, META)
+    script = re.search(r"<script>(.*?)</script>", doc, re.S).group(1)
+    out = subprocess.run(["node", "-e", _SORTER_HARNESS], input=json.dumps([script, _NAMES]),
+                         capture_output=True, text=True, check=True, timeout=60)
+    assert json.loads(out.stdout) == [_NATURAL, _NATURAL[::-1]]
+
+
+def test_headline_counts_what_is_plotted(tmp_path, monkeypatch):
+    from matplotlib.collections import PathCollection
+
+    measured = [dict(_rows()[9], model=f"efficientnet_lite{k}", arch=f"efficientnet_lite{k}",
+                     weights=None, top1=87.0 + k,
+                     top1_source="measured: imagenet-sample (1000 images), FP32")
+                for k in range(3)]
+    rows, lines = frontier.annotate(_rows() + measured)
+    figs = _keep_figures(monkeypatch)
+    plot_frontier(rows, lines["latency"], "latency", tmp_path / "latency.png")
+    points = sum(len(c.get_offsets()) for c in figs["latency"].axes[0].collections
+                 if isinstance(c, PathCollection))
+    doc = render_report(rows, lines, META)
+    assert points == 19
+    assert "19 with a reference top-1 are plotted · 3 measured on imagenet-sample are listed " \
+           "but not plotted" in doc
+    assert "1 without a top-1, left off the frontier" in doc
+
+
+def test_unknown_layers_are_flagged():
+    rows = _rows()
+    rows[3].update(unknown_layers=2, unknown_ops="LSTM;com.example.MyOp")  # resnet50 V1
+    rows[18].update(unknown_layers=1, unknown_ops="")  # swin_t, which also has fallback
+    rows[4].update(unknown_layers=None, unknown_ops=None)  # as good as absent
+    rows, lines = frontier.annotate(rows)
+    doc = render_report(rows, lines, META)
+    trs = {m: t for t in re.findall(r"<tr[^>]*>.*?</tr>", doc, re.S)
+           for m in re.findall(r'data-v="([^"]+)" title', t)}
+    resnet = trs["resnet50.IMAGENET1K_V1"]
+    assert resnet.startswith('<tr class="unk">')
+    assert "cost unknown: LSTM, com.example.MyOp (2 layers; lower bound)" in resnet
+    swin = trs["swin_t.IMAGENET1K_V1"]
+    assert swin.startswith('<tr class="fb unk">') and "3 layers: aten.roll" in swin
+    assert "cost unknown: unrecognised ops (1 layer; lower bound)" in swin
+    assert trs["resnet50.IMAGENET1K_V2"].startswith("<tr>")
+    assert "cost unknown" not in trs["alexnet.IMAGENET1K_V1"]
+    assert "2 have layers netfrontier cannot cost (unknown ops): their costs are lower " \
+           "bounds" in doc
+
+
+def test_no_unknown_note_without_unknown_layers(rendered):
+    doc = rendered[3].read_text(encoding="utf-8")
+    assert "cannot cost" not in doc and "cost unknown" not in doc

@@ -8,10 +8,13 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
 from collections import Counter
 from pathlib import Path
 
-from netfrontier.frontier import OBJECTIVES, TradeoffLine
+import numpy as np
+
+from netfrontier.frontier import OBJECTIVES, TradeoffLine, comparable_top1
 
 # objective -> (row column, factor raw -> display unit, unit, name)
 _UNITS = {
@@ -72,10 +75,12 @@ border-bottom:1px solid #eef0f3}
 .rows tbody tr:nth-child(even){background:#f8fafc}
 .rows tbody tr:hover{background:#eef3f9}
 .rows tr.fb td:first-child{box-shadow:inset 3px 0 0 var(--amber)}
+.rows tr.unk td:first-child{box-shadow:inset 3px 0 0 var(--red)}
 .rows td.m{font-weight:600;white-space:normal}
 .chip{display:inline-block;padding:0 5px;margin-left:3px;border-radius:9px;font-size:10.5px;
 background:#e4eef9;color:var(--blue);font-weight:600}
-.rows td.fbops{color:var(--amber);white-space:normal;min-width:140px;font-size:11px}
+.rows td.fbops{white-space:normal;min-width:140px;font-size:11px}
+.fbops .fb{color:var(--amber)}.fbops .unk{color:var(--red)}
 .w{font-weight:400;color:var(--mute);font-size:11px}
 .neg{color:#2e7d4f}.pos{color:var(--red)}
 sup{color:var(--mute)}
@@ -86,22 +91,45 @@ border:1px solid var(--line);border-radius:5px;padding:1px 5px;word-break:break-
 """
 
 _JS = """
-(function(){document.querySelectorAll('table.rows').forEach(function(t){
+(function(){
+function nat(s){return s.toLowerCase().split(/(\\d+)/)}
+function natcmp(a,b){for(var i=0;i<a.length&&i<b.length;i++){var x=a[i],y=b[i];
+if(x!==y)return i%2?(x-y)||(x<y?-1:1):(x<y?-1:1)}return a.length-b.length}
+document.querySelectorAll('table.rows').forEach(function(t){
 var hs=t.tHead.rows[0].cells,b=t.tBodies[0];
 Array.prototype.forEach.call(hs,function(th,i){
 function go(){var asc=th.getAttribute('aria-sort')!=='ascending',num=th.dataset.type==='num';
 Array.prototype.forEach.call(hs,function(h){h.removeAttribute('aria-sort')});
 th.setAttribute('aria-sort',asc?'ascending':'descending');
 function key(r){var c=r.cells[i],v=c.getAttribute('data-v');if(v===null)v=c.textContent.trim();
-if(v==='')return null;if(num){v=parseFloat(v);return isNaN(v)?null:v}return v.toLowerCase()}
+if(v==='')return null;if(num){v=parseFloat(v);return isNaN(v)?null:v}return nat(v)}
 var rs=Array.prototype.map.call(b.rows,function(r,k){return[key(r),k,r]});
 rs.sort(function(p,q){var x=p[0],y=q[0];if(x===null||y===null)
-return x===y?p[1]-q[1]:(x===null?1:-1);var c=num?x-y:x.localeCompare(y);
+return x===y?p[1]-q[1]:(x===null?1:-1);var c=num?x-y:natcmp(x,y);
 return(asc?c:-c)||p[1]-q[1]});rs.forEach(function(p){b.appendChild(p[2])})}
 th.addEventListener('click',go);th.tabIndex=0;
 th.addEventListener('keydown',function(e){if(e.key==='Enter'||e.key===' '){e.preventDefault();go()}})
 })})})();
 """
+
+
+def natural_key(name: str) -> list:
+    """Sort key comparing digit runs as numbers (wide_resnet50_2 before wide_resnet101_2), the
+    order the table's inline sorter (nat/natcmp) uses too."""
+    parts = re.split(r"(\d+)", str(name).lower())
+    return [(int(c), c) if k % 2 else c for k, c in enumerate(parts)]
+
+
+def _unknown(r: dict) -> tuple[int, list[str]]:
+    """Layers the importer could not cost and their op names (older rows have neither)."""
+    ops = [o for o in str(r.get("unknown_ops") or "").split(";") if o]
+    return int(r.get("unknown_layers") or 0), ops
+
+
+def _measured_on(source: str) -> str:
+    """'measured: imagenet-sample (1000 images), FP32' -> 'imagenet-sample'."""
+    m = re.match(r"measured:\s*([^(,]+)", source)
+    return m.group(1).strip() if m else source
 
 
 def _e(v) -> str:
@@ -144,18 +172,40 @@ def _with_unit(r: dict, obj: str) -> str:
     return f"{_num(_cost(r, obj))} {_UNITS[obj][2]}"
 
 
+def _plotted_text(rows: list[dict]) -> str:
+    """How many rows the frontier plots show, and which top-1s they leave out and why: the plots
+    and frontier.annotate take only rows with a comparable top-1 (frontier.comparable_top1)."""
+    top1 = comparable_top1(rows)
+    plotted = int(np.isfinite(top1).sum())
+    out = [r for r, t in zip(rows, top1) if r.get("top1") is not None and not np.isfinite(t)]
+    missing = sum(r.get("top1") is None for r in rows)
+    kind = "reference" if out else "known"
+    parts = [f"{plotted} with a {kind} top-1 {'is' if plotted == 1 else 'are'} plotted"]
+    if out:
+        sets = ", ".join(dict.fromkeys(_measured_on(str(r.get("top1_source") or ""))
+                                       for r in out))
+        parts.append(f"{len(out)} measured on {sets} {'is' if len(out) == 1 else 'are'} listed "
+                     f"but not plotted (another image set: not comparable with the reference "
+                     f"figures)")
+    if missing:
+        parts.append(f"{missing} without a top-1, left off the frontier")
+    return " · ".join(_e(p) for p in parts)
+
+
 def _headline(rows: list[dict], lines: dict) -> str:
     n = len(rows)
-    with_top1 = sum(r.get("top1") is not None for r in rows)
     fb = [r for r in rows if r.get("unsupported_layers")]
+    unk = [r for r in rows if _unknown(r)[0]]
     hw_cards = [
         '<div class="card"><h3>Models</h3>'
         f'<div class="big">{n} <small>model{"s" if n != 1 else ""}</small></div>'
-        f'<p class="cardp">{with_top1} with a known top-1'
-        + (f' · {n - with_top1} without, left off the frontier' if with_top1 < n else "") + "</p>"
+        f'<p class="cardp">{_plotted_text(rows)}</p>'
         + (f'<p class="cardp warn">⚠ {len(fb)} run partly on the host CPU '
            f'(unsupported layers)</p>' if fb
            else '<p class="cardp">every layer runs on the accelerator</p>')
+        + (f'<p class="cardp warn">⚠ {len(unk)} {"has" if len(unk) == 1 else "have"} layers '
+           f'netfrontier cannot cost (unknown ops): {"its" if len(unk) == 1 else "their"} '
+           f'costs are lower bounds</p>' if unk else "")
         + "</div>"]
     for obj in OBJECTIVES:
         front = [r for r in rows if r.get(f"on_frontier_{obj}") and r.get("top1") is not None
@@ -237,7 +287,8 @@ def _table(rows: list[dict]) -> tuple[str, list[str]]:
             ("Util %", "num", "achieved / peak ops per second"),
             ("Config", "t", "input resolution · weight / activation bits"),
             ("Fallback", "t",
-             "layers the accelerator cannot run (they run on the host CPU), by op kind")]
+             "layers the accelerator cannot run (they run on the host CPU), by op kind; and "
+             "layers of unknown cost (not costed: the row's cost is a lower bound)")]
 
     def th(c, k, tip):
         # the unit (or the objective of a ↓ column) on a second, smaller line keeps columns narrow
@@ -255,8 +306,9 @@ def _table(rows: list[dict]) -> tuple[str, list[str]]:
         return f'<td{c} data-v="{dv}">{_e(_num(v)) if shown is None else shown}</td>'
 
     body = []
-    for r in rows:
+    for r in sorted(rows, key=lambda r: natural_key(r.get("model") or "")):
         fb = bool(r.get("unsupported_layers"))
+        n_unk, unk_ops = _unknown(r)
         t1 = r.get("top1")
         t1s = "—" if t1 is None else (f"{t1:.2f}" + (f"<sup>{mark[r['top1_source']]}</sup>"
                                                     if r.get("top1_source") in mark else ""))
@@ -278,14 +330,21 @@ def _table(rows: list[dict]) -> tuple[str, list[str]]:
         cfg = [f"{res}px" if res is not None else "",
                f"w{wb}a{ab}" if wb is not None or ab is not None else ""]
         cells.append(f'<td class="t">{_e(" · ".join(c for c in cfg if c))}</td>')
+        flags = []
         if fb:
             ops = ", ".join(o for o in str(r.get("unsupported_ops") or "").split(";") if o)
             n = r.get("unsupported_layers")
-            cells.append(f'<td class="t fbops">⚠ {_e(n)} layer{"s" if n != 1 else ""}'
-                         f'{": " + _e(ops) if ops else ""}</td>')
-        else:
-            cells.append('<td class="t"></td>')
-        body.append(f'<tr{" class=fb" if fb else ""}>' + "".join(cells) + "</tr>")
+            flags.append(f'<span class="fb">⚠ {_e(n)} layer{"s" if n != 1 else ""}'
+                         f'{": " + _e(ops) if ops else ""}</span>')
+        if n_unk:
+            flags.append(f'<span class="unk">cost unknown: '
+                         f'{_e(", ".join(unk_ops) or "unrecognised ops")} ({n_unk} '
+                         f'layer{"s" if n_unk != 1 else ""}; lower bound)</span>')
+        cells.append(f'<td class="t fbops">{"<br>".join(flags)}</td>' if flags
+                     else '<td class="t"></td>')
+        cls = " ".join(c for c, on in (("fb", fb), ("unk", n_unk)) if on)
+        attr = f' class="{cls}"' if cls else ""
+        body.append(f"<tr{attr}>" + "".join(cells) + "</tr>")
     counts = Counter(r.get("top1_source") for r in rows if r.get("top1") is not None)
     notes = [f"<sup>{mark[s]}</sup> top-1 {_e(s)} "
              f"({counts[s]} model{'s' if counts[s] != 1 else ''})" for s in sources]

@@ -15,7 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from netfrontier.frontier import OBJECTIVES, TradeoffLine, fit_tradeoff_line, pareto_front
+from netfrontier.frontier import (
+    OBJECTIVES,
+    TradeoffLine,
+    comparable_top1,
+    fit_tradeoff_line,
+    pareto_front,
+)
 
 # objective -> (row column, factor raw -> display unit, unit, axis quantity)
 UNITS = {
@@ -223,8 +229,9 @@ def plot_frontier(rows: list[dict], line: TradeoffLine | None, objective: str, p
 
     `objective` is a key of frontier.OBJECTIVES or "measured_latency". Frontier membership comes
     from the rows' `on_frontier_<objective>` flags when present (so plot and table agree), else
-    it is computed here. Rows without a top-1 or a positive cost are left out (and counted in a
-    note on the plot). Writes the PNG atomically and returns its path.
+    it is computed here. Rows without a comparable top-1 (frontier.comparable_top1: a figure
+    measured on another image set when reference ones exist) or a positive cost are left out
+    (and counted in a note on the plot). Writes the PNG atomically and returns its path.
     """
     if objective not in UNITS:
         raise ValueError(f"unknown objective {objective!r} (use {', '.join(UNITS)})")
@@ -234,13 +241,13 @@ def plot_frontier(rows: list[dict], line: TradeoffLine | None, objective: str, p
     from matplotlib.patches import Patch
 
     names_all = short_names(rows)
-    keep = [i for i, r in enumerate(rows)
-            if r.get("top1") is not None and r.get(col) is not None and r[col] > 0
-            and math.isfinite(r[col]) and math.isfinite(r["top1"])]
+    top1 = comparable_top1(rows)
+    keep = [i for i, r in enumerate(rows) if np.isfinite(top1[i]) and r.get(col) is not None
+            and r[col] > 0 and math.isfinite(r[col])]
     sub = [rows[i] for i in keep]
     names = [names_all[i] for i in keep]
     x = np.array([r[col] * factor for r in sub], float)
-    y = np.array([r["top1"] for r in sub], float)
+    y = top1[keep]
     flag = f"on_frontier_{objective}"
     if sub and all(flag in r for r in sub):
         front = np.array([bool(r[flag]) for r in sub])
@@ -360,11 +367,13 @@ def plot_frontier(rows: list[dict], line: TradeoffLine | None, objective: str, p
                   avoid=[(lb.x0, lb.y0, lb.x1, lb.y1)],
                   obstacles=np.vstack(obstacles) if obstacles else None)
 
-    skipped = len(rows) - len(sub)
-    if skipped:
-        ax.text(0.995, 0.01, f"{skipped} model{'s' if skipped > 1 else ''} without a top-1 "
-                f"or cost not shown", transform=ax.transAxes, ha="right", va="bottom",
-                fontsize=7.5, color="#7a828c")
+    other_set = sum(r.get("top1") is not None and not np.isfinite(t) for r, t in zip(rows, top1))
+    skipped = [(len(rows) - len(sub) - other_set, "without a top-1 or cost"),
+               (other_set, "with a top-1 measured on another image set")]
+    if any(k for k, _ in skipped):
+        ax.text(0.995, 0.01, " · ".join(f"{k} model{'s' if k > 1 else ''} {why}"
+                                        for k, why in skipped if k) + " not shown",
+                transform=ax.transAxes, ha="right", va="bottom", fontsize=7.5, color="#7a828c")
     return _save(fig, path)
 
 
@@ -376,12 +385,13 @@ def plot_all(rows: list[dict], lines: dict, out_dir, prefix: str = "frontier") -
     for obj in OBJECTIVES:
         out[obj] = plot_frontier(rows, lines.get(obj), obj, out_dir / f"{prefix}_{obj}.png")
     if any(r.get("measured_latency_s") is not None for r in rows):
-        ok = [r for r in rows if r.get("measured_latency_s") and r.get("top1") is not None]
+        top1 = comparable_top1(rows)
+        ok = [i for i, r in enumerate(rows) if r.get("measured_latency_s") and np.isfinite(top1[i])]
         line = None
         if ok:
-            cost = np.array([r["measured_latency_s"] for r in ok], float)
-            top1 = np.array([r["top1"] for r in ok], float)
-            line = fit_tradeoff_line(cost, top1, pareto_front(cost, top1), "measured_latency")
+            cost = np.array([rows[i]["measured_latency_s"] for i in ok], float)
+            line = fit_tradeoff_line(cost, top1[ok], pareto_front(cost, top1[ok]),
+                                     "measured_latency")
         out["measured_latency"] = plot_frontier(rows, line, "measured_latency",
                                                 out_dir / f"{prefix}_measured_latency.png")
     return out
