@@ -68,6 +68,30 @@ def test_user_yaml_is_accepted_wherever_a_name_is(tmp_path):
     (lambda d: d["macs_per_cycle"].update(int3=5), "unknown precision 'int3'"),
     (lambda d: d["tile"].update(k=4), "unknown loop dimension 'k'"),
     (lambda d: d.update(default_wbits=3), "'default_wbits' = 3 is not among 'weight_bits'"),
+    # impossible figures (each gave a negative, infinite or crashing result before)
+    (lambda d: d["fallback"].update(overhead_s=-73), "'fallback.overhead_s' = -73 is implaus"),
+    (lambda d: d["fallback"].update(ops_per_s=0), "'fallback.ops_per_s' = 0 is implausible"),
+    (lambda d: d.update(energy={"pj_per_dram_byte": -5}), "'energy.pj_per_dram_byte' = -5"),
+    (lambda d: d.update(energy={"pj_per_mac": {"int8": -1}}), "'energy.pj_per_mac.int8' = -1"),
+    (lambda d: d.update(calibration={"fixed_s": -1e-3}), "'calibration.fixed_s' = -0.001"),
+    (lambda d: d.update(calibration={"switch_s": -1}), "'calibration.switch_s' = -1"),
+    (lambda d: d.update(calibration={"host_s": {"conv": -2e-6}}), "'calibration.host_s.conv'"),
+    (lambda d: d.update(calibration={"runtime": "sync", "device_s": {"conv": [[1, 2, 3]]}}),
+     r"'calibration.device_s.conv\[0\]' must be an \[x, y\] pair"),
+    (lambda d: d.update(calibration={"runtime": "sync", "device_s": {"conv": "fast"}}),
+     "'calibration.device_s.conv' must be a non-empty list"),
+    (lambda d: d.update(calibration={"runtime": "sync", "device_s": {"conv": [[-3, "x"]]}}),
+     r"'calibration.device_s.conv\[0\].y' must be a number"),
+    (lambda d: d.update(calibration={"runtime": "sync", "device_s": {"conv": [[-3, -4], [-5, -3]]}}),
+     "strictly increasing x"),
+    (lambda d: d.update(supported_ops=[]), "'supported_ops' is empty"),
+    (lambda d: d.update(name=""), "'name' must not be empty"),
+    (lambda d: d.update(name="../../etc/x"), "'name' = '../../etc/x' must be"),
+    (lambda d: d.update(default_wbits=float("-inf")), "'default_wbits' must be finite"),
+    (lambda d: d.update(weight_bits=[8, True]), "'weight_bits' must list distinct bit depths"),
+    (lambda d: d.update(macs_per_cycle={}), "'macs_per_cycle' must name at least one"),
+    (lambda d: d.update(kind="fpga"), "'kind' must be one of"),
+    (lambda d: d["fallback"].update(host=""), "'fallback.host' must not be empty"),
 ])
 def test_bad_values_name_key_and_file(tmp_path, mutate, message):
     d = _base()
@@ -76,6 +100,20 @@ def test_bad_values_name_key_and_file(tmp_path, mutate, message):
     with pytest.raises(SpecError, match=message) as exc:
         get_hardware(str(p))
     assert str(p.name) in str(exc.value)
+
+
+def test_duplicate_keys_non_utf8_and_minus_inf_are_one_error(tmp_path):
+    text = (PRESET_DIR / "img-series4-1core.yaml").read_text()
+    dup = _write(tmp_path, text + "clock_hz: 3.0e9\n", "dup.yaml")
+    with pytest.raises(SpecError, match="dup.yaml: malformed YAML at line .*duplicate key 'clock_hz'"):
+        get_hardware(str(dup))
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(text.replace("Imagination", "Imaginaci\u00f3n").encode("latin-1"))
+    with pytest.raises(SpecError, match="latin.yaml: not UTF-8 text"):
+        get_hardware(str(latin))
+    inf = _write(tmp_path, text.replace("default_wbits: 8", "default_wbits: -.inf"), "inf.yaml")
+    with pytest.raises(SpecError, match="'default_wbits' must be finite"):
+        get_hardware(str(inf))
 
 
 def test_malformed_yaml(tmp_path):

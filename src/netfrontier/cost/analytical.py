@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from netfrontier.cost.base import CostModel, CostOptions, CostTable
-from netfrontier.errors import OptionError
+from netfrontier.errors import OptionError, SpecError
 from netfrontier.graph.table import KIND_INDEX, LayerTable
 from netfrontier.graph.types import MAC_KINDS, OP_KINDS, OpGraph
 from netfrontier.hardware.spec import LOOP_DIMS, HardwareSpec
@@ -167,6 +167,7 @@ class AnalyticalCostModel(CostModel):
                 np.append(a, z) for a in (energy_pj, util, array_util, row_wbits))
         else:
             t_macs = t.macs
+        _check_finite(hw, names, latency, dram, energy_pj)
         columns = {
             "name": names, "op": ops, "macs": t_macs, "weight_bytes": w, "dram_bytes": dram,
             "compute_s": compute, "memory_s": memory, "latency_s": latency,
@@ -178,6 +179,16 @@ class AnalyticalCostModel(CostModel):
                          resolution=graph.resolution, wbits=wbits, abits=abits,
                          precision=precision, macs=int(t.macs.sum()), params=graph.params,
                          columns=columns, graph_digest=graph.digest, spec_digest=hw.digest)
+
+
+def _check_finite(hw: HardwareSpec, names, *columns) -> None:
+    """Every cost is a finite, non-negative number; otherwise name the layer, never print inf."""
+    for col, what in zip(columns, ("latency", "DRAM traffic", "energy")):
+        bad = ~np.isfinite(col) | (col < 0)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise SpecError(f"{hw.path or hw.name}: {what} of layer '{names[i]}' comes out as "
+                            f"{col[i]:g}; check the preset's figures")
 
 
 def _apply_calibration(hw: HardwareSpec, t: LayerTable, compute, memory, overhead, rate, touched):

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 
-import yaml
-
 from netfrontier.errors import SpecError
+from netfrontier.hardware import checks as chk
 from netfrontier.graph.types import OP_KINDS
 
 LOOP_DIMS = ("m", "n", "c", "r", "g")
@@ -100,7 +99,7 @@ class HardwareSpec:
     overhead_mode: str = "add"  # "add": overhead + busy; "max": host issue overlaps device work
     path: str = ""
 
-    @property
+    @cached_property
     def digest(self) -> str:
         d = asdict(self)
         d.pop("path")
@@ -128,6 +127,7 @@ class HardwareSpec:
         return float(self.energy["pj_per_mac"][precision])
 
 
+KINDS = ("npu", "dpu", "tpu", "gpu", "cpu")
 _REQUIRED = {
     "name": str, "description": str, "kind": str, "clock_hz": float, "cores": int,
     "macs_per_cycle": dict, "tile": dict, "vector_ops_per_cycle": float,
@@ -141,148 +141,181 @@ _OPTIONAL = {"tile_depthwise": dict, "energy": dict, "calibration": dict, "versi
 _SOURCED = ("clock_hz", "cores", "macs_per_cycle", "tile", "vector_ops_per_cycle",
             "mapping_efficiency", "onchip_bytes", "weight_buffer_bytes", "dram_bytes_per_s",
             "op_overhead_s", "weight_bits", "supported_ops", "fallback")
-_RANGES = {  # plausible bounds: a typo of three orders of magnitude is an error, not a chip
+# plausible bounds (lo, hi, lo excluded): a typo of three orders of magnitude is an error
+_RANGES = {
     "clock_hz": (1e6, 1e10), "cores": (1, 100_000), "vector_ops_per_cycle": (1, 1e7),
     "mapping_efficiency": (0.01, 1.0), "onchip_bytes": (0, 1e11),
     "weight_buffer_bytes": (0, 1e11), "dram_bytes_per_s": (1e6, 1e14),
-    "op_overhead_s": (0, 1e-1),
+    "op_overhead_s": (0, 1e-1), "version": (1, 1),
 }
+_FALLBACK_RANGES = {"ops_per_s": (1e3, 1e17, True), "overhead_s": (0, 10, False),
+                    "transfer_bytes_per_s": (1e3, 1e14, True), "pj_per_op": (0, 1e6, False)}
+_ENERGY_HI = 1e6  # pJ: no MAC, vector op or byte costs a microjoule
+_SECONDS_HI = 10.0  # no fixed per-call or per-op time of a calibrated runtime is 10 s
+_LOG10_S = (-15.0, 3.0)  # device_s curves: log10 seconds on both axes
+_CAL_KEYS = {"efficiency", "overhead_s", "fixed_s", "provenance", "device_s", "host_s",
+             "host_view_s", "floor_s", "switch_s", "runtime", "below"}
 
 
-def _fail(path: str, msg: str) -> SpecError:
-    return SpecError(f"{path}: {msg}")
-
-
-def _number(path: str, key: str, value, typ):
-    if isinstance(value, str):  # YAML 1.1 reads 1.5e9 (no sign in the exponent) as a string
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _fail(path, f"'{key}' must be a number, got {value!r}")
-    if typ is int and float(value) != int(value):
-        raise _fail(path, f"'{key}' must be a whole number, got {value!r}")
-    if not math.isfinite(float(value)):
-        raise _fail(path, f"'{key}' must be finite, got {value!r}")
-    return typ(value)
-
-
-def spec_from_dict(d: dict, path: str = "<dict>") -> HardwareSpec:
-    """Validate a parsed YAML mapping into a HardwareSpec, naming the key and file on error."""
-    if not isinstance(d, dict):
-        raise _fail(path, "top level must be a mapping of keys to values")
-    unknown = sorted(set(d) - set(_REQUIRED) - set(_OPTIONAL))
+def _typed(path: str, d: dict) -> dict:
+    """Every known top-level key, type-checked; unknown or missing keys are errors."""
+    unknown = sorted(str(k) for k in set(d) - set(_REQUIRED) - set(_OPTIONAL))
     if unknown:
-        raise _fail(path, f"unknown key '{unknown[0]}'")
-    for key, typ in _REQUIRED.items():
-        if key not in d:
-            raise _fail(path, f"missing key '{key}'")
+        raise chk.fail(path, f"unknown key '{unknown[0]}'")
+    missing = [k for k in _REQUIRED if k not in d]
+    if missing:
+        raise chk.fail(path, f"missing key '{missing[0]}'")
     vals = {}
     for key, typ in {**_REQUIRED, **_OPTIONAL}.items():
         if key not in d:
             continue
         v = d[key]
         if typ in (int, float):
-            v = _number(path, key, v, typ)
+            lo, hi = _RANGES.get(key, (None, None))
+            v = chk.number(path, key, v, typ, lo, hi)
+        elif typ is dict:
+            v = chk.mapping(path, key, v)
+        elif typ is str:
+            v = chk.text(path, key, v)
         elif not isinstance(v, typ):
-            raise _fail(path, f"'{key}' must be a {typ.__name__}, got {type(v).__name__}")
+            raise chk.fail(path, f"'{key}' must be a {typ.__name__}, got {type(v).__name__}")
         vals[key] = v
-    for key, (lo, hi) in _RANGES.items():
-        if not lo <= vals[key] <= hi:
-            raise _fail(path, f"'{key}' = {vals[key]} is implausible (expected {lo:g}..{hi:g})")
-    missing_src = [k for k in _SOURCED if not str(vals["sources"].get(k, "")).strip()]
-    if missing_src:
-        raise _fail(path, f"figure '{missing_src[0]}' has no entry under 'sources'")
+    return vals
+
+
+def _bits(path: str, vals: dict) -> None:
+    for key in ("weight_bits", "activation_bits"):
+        bits = vals[key]
+        if not bits or any(isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= 32
+                           for b in bits) or len(set(bits)) != len(bits):
+            raise chk.fail(path, f"'{key}' must list distinct bit depths between 1 and 32")
+    for key, bkey in (("default_wbits", "weight_bits"), ("default_abits", "activation_bits")):
+        if vals[key] not in vals[bkey]:
+            raise chk.fail(path, f"'{key}' = {vals[key]} is not among '{bkey}'")
+
+
+def _macs_and_tiles(path: str, vals: dict) -> tuple[dict, dict]:
+    if not vals["macs_per_cycle"]:
+        raise chk.fail(path, "'macs_per_cycle' must name at least one precision")
     mpc = {}
     for p, v in vals["macs_per_cycle"].items():
         if p not in PRECISION_BITS:
-            raise _fail(path, f"unknown precision '{p}' in macs_per_cycle "
-                              f"(known: {', '.join(PRECISION_BITS)})")
-        mpc[p] = _number(path, f"macs_per_cycle.{p}", v, float)
-        if mpc[p] <= 0:
-            raise _fail(path, f"'macs_per_cycle.{p}' must be positive")
+            raise chk.fail(path, f"unknown precision '{p}' in macs_per_cycle "
+                                 f"(known: {', '.join(PRECISION_BITS)})")
+        mpc[p] = chk.number(path, f"macs_per_cycle.{p}", v, float, 0, 1e9, lo_open=True)
     tiles = {}
     for name in ("tile", "tile_depthwise"):
-        t = vals.get(name, vals["tile"])
+        t = chk.mapping(path, name, vals.get(name, vals["tile"]))
         for dim, size in t.items():
             if dim not in LOOP_DIMS:
-                raise _fail(path, f"unknown loop dimension '{dim}' in {name} "
-                                  f"(use {', '.join(LOOP_DIMS)})")
-            if _number(path, f"{name}.{dim}", size, int) < 1:
-                raise _fail(path, f"'{name}.{dim}' must be at least 1")
+                raise chk.fail(path, f"unknown loop dimension '{dim}' in {name} "
+                                     f"(use {', '.join(LOOP_DIMS)})")
+            chk.number(path, f"{name}.{dim}", size, int, 1, 1e6)
         tiles[name] = {k: int(t.get(k, 1)) for k in LOOP_DIMS}
-    for key in ("weight_bits", "activation_bits"):
-        bits = vals[key]
-        if not bits or any(not isinstance(b, int) or not 1 <= b <= 32 for b in bits):
-            raise _fail(path, f"'{key}' must list bit depths between 1 and 32")
-    for key, bkey in (("default_wbits", "weight_bits"), ("default_abits", "activation_bits")):
-        if vals[key] not in vals[bkey]:
-            raise _fail(path, f"'{key}' = {vals[key]} is not among '{bkey}'")
+    return mpc, tiles
+
+
+def _ops(path: str, vals: dict) -> list[str]:
     ops = vals["supported_ops"]
+    if not ops:
+        raise chk.fail(path, "'supported_ops' is empty: list the operator kinds the chip runs "
+                             "(or [all])")
     if ops == ["all"]:
-        ops = list(OP_KINDS)
+        return list(OP_KINDS)
     bad = [o for o in ops if o not in OP_KINDS]
     if bad:
-        raise _fail(path, f"unknown operator kind '{bad[0]}' in supported_ops")
-    fb = vals["fallback"]
-    fb_keys = {"host", "ops_per_s", "overhead_s", "transfer_bytes_per_s", "pj_per_op"}
-    if set(fb) != fb_keys:
-        extra = sorted(set(fb) ^ fb_keys)
-        raise _fail(path, f"fallback must have exactly {sorted(fb_keys)}; check '{extra[0]}'")
-    fallback = Fallback(host=str(fb["host"]), **{k: _number(path, f"fallback.{k}", fb[k], float)
-                                                  for k in sorted(fb_keys - {"host"})})
+        raise chk.fail(path, f"unknown operator kind '{bad[0]}' in supported_ops")
+    return ops
+
+
+def _fallback(path: str, fb: dict) -> Fallback:
+    keys = {"host"} | set(_FALLBACK_RANGES)
+    if set(fb) != keys:
+        extra = sorted(str(k) for k in set(fb) ^ keys)
+        raise chk.fail(path, f"fallback must have exactly {sorted(keys)}; check '{extra[0]}'")
+    return Fallback(host=chk.text(path, "fallback.host", fb["host"], empty_ok=False),
+                    **{k: chk.number(path, f"fallback.{k}", fb[k], float, lo, hi, lo_open=op)
+                       for k, (lo, hi, op) in _FALLBACK_RANGES.items()})
+
+
+def _energy(path: str, given: dict, precisions) -> dict:
     energy = json.loads(json.dumps(DEFAULT_ENERGY))
-    for k, v in vals.get("energy", {}).items():
+    for k, v in given.items():
         if k not in energy:
-            raise _fail(path, f"unknown key 'energy.{k}'")
+            raise chk.fail(path, f"unknown key 'energy.{k}'")
         if isinstance(energy[k], dict):
-            energy[k].update({p: _number(path, f"energy.{k}.{p}", x, float) for p, x in v.items()})
+            for p, x in chk.mapping(path, f"energy.{k}", v).items():
+                energy[k][p] = chk.number(path, f"energy.{k}.{p}", x, float, 0, _ENERGY_HI)
         else:
-            energy[k] = _number(path, f"energy.{k}", v, float)
-    missing_e = [p for p in mpc if p not in energy["pj_per_mac"]]
-    if missing_e:
-        raise _fail(path, f"no energy.pj_per_mac for precision '{missing_e[0]}'")
-    cal = vals.get("calibration", {})
-    unknown_cal = set(cal) - {"efficiency", "overhead_s", "fixed_s", "provenance", "device_s",
-                              "host_s", "host_view_s", "floor_s", "switch_s", "runtime",
-                              "below"}
-    if unknown_cal:
-        raise _fail(path, f"unknown key 'calibration.{sorted(unknown_cal)[0]}'")
-    calibration = Calibration(efficiency=cal.get("efficiency", {}),
-                              overhead_s=cal.get("overhead_s", {}),
-                              fixed_s=_number(path, "calibration.fixed_s",
-                                              cal.get("fixed_s", 0.0), float),
-                              provenance=str(cal.get("provenance", "")),
-                              device_s=cal.get("device_s", {}), host_s=cal.get("host_s", {}),
-                              host_view_s=_number(path, "calibration.host_view_s",
-                                                  cal.get("host_view_s", 0.0), float),
-                              floor_s=_number(path, "calibration.floor_s",
-                                              cal.get("floor_s", 0.0), float),
-                              switch_s=_number(path, "calibration.switch_s",
-                                               cal.get("switch_s", 0.0), float),
-                              runtime=str(cal.get("runtime", "")),
-                              below=str(cal.get("below", "flat")))
-    if calibration.device_s:
-        if calibration.runtime not in ("eager", "graph", "sync"):
-            raise _fail(path, "'calibration.runtime' must be eager, graph or sync")
-        if calibration.below not in ("flat", "proportional"):
-            raise _fail(path, "'calibration.below' must be flat or proportional")
-        for cls, knots in calibration.device_s.items():
-            xs = [k[0] for k in knots] if all(len(k) == 2 for k in knots) else []
-            if not xs or any(b <= a for a, b in zip(xs, xs[1:])):
-                raise _fail(path, f"'calibration.device_s.{cls}' must be [x, y] knots with "
-                                  "increasing x")
+            energy[k] = chk.number(path, f"energy.{k}", v, float, 0, _ENERGY_HI)
+    missing = [p for p in precisions if p not in energy["pj_per_mac"]]
+    if missing:
+        raise chk.fail(path, f"no energy.pj_per_mac for precision '{missing[0]}'")
+    return energy
+
+
+def _calibration(path: str, cal: dict) -> Calibration:
+    unknown = sorted(set(cal) - _CAL_KEYS)
+    if unknown:
+        raise chk.fail(path, f"unknown key 'calibration.{unknown[0]}'")
+
+    def seconds(key):
+        return chk.number(path, f"calibration.{key}", cal.get(key, 0.0), float, 0, _SECONDS_HI)
+
+    def per_class(key, check):
+        return {c: check(f"calibration.{key}.{c}", v)
+                for c, v in chk.mapping(path, f"calibration.{key}", cal.get(key, {})).items()}
+
+    def secs(key, v):
+        return chk.number(path, key, v, float, 0, _SECONDS_HI)
+
+    efficiency = per_class("efficiency", lambda k, v: chk.knots(path, k, v, (-15, 20), (0, 1e3),
+                                                                y_lo_open=True))
+    device_s = per_class("device_s", lambda k, v: chk.knots(path, k, v, _LOG10_S, _LOG10_S))
+    calibration = Calibration(
+        efficiency=efficiency, overhead_s=per_class("overhead_s", secs),
+        fixed_s=seconds("fixed_s"),
+        provenance=chk.text(path, "calibration.provenance", cal.get("provenance", "")),
+        device_s=device_s, host_s=per_class("host_s", secs), host_view_s=seconds("host_view_s"),
+        floor_s=seconds("floor_s"), switch_s=seconds("switch_s"),
+        runtime=chk.text(path, "calibration.runtime", cal.get("runtime", "")),
+        below=chk.text(path, "calibration.below", cal.get("below", "flat")))
+    if calibration.device_s and calibration.runtime not in ("eager", "graph", "sync"):
+        raise chk.fail(path, "'calibration.runtime' must be eager, graph or sync")
+    if calibration.below not in ("flat", "proportional"):
+        raise chk.fail(path, "'calibration.below' must be flat or proportional")
     for k in list(calibration.efficiency) + list(calibration.overhead_s):
         if k not in OP_KINDS:
-            raise _fail(path, f"unknown operator kind '{k}' in calibration")
+            raise chk.fail(path, f"unknown operator kind '{k}' in calibration")
+    return calibration
+
+
+def spec_from_dict(d: dict, path: str = "<dict>") -> HardwareSpec:
+    """Validate a parsed YAML mapping into a HardwareSpec, naming the key and file on error."""
+    if not isinstance(d, dict):
+        raise chk.fail(path, "top level must be a mapping of keys to values")
+    vals = _typed(path, d)
+    name = chk.name(path, vals["name"])
+    if vals["kind"] not in KINDS:
+        raise chk.fail(path, f"'kind' must be one of {', '.join(KINDS)}, got {vals['kind']!r}")
+    sources = {k: str(v) for k, v in vals["sources"].items()}
+    missing_src = [k for k in _SOURCED if not sources.get(k, "").strip() or
+                   sources[k] == "None"]
+    if missing_src:
+        raise chk.fail(path, f"figure '{missing_src[0]}' has no entry under 'sources'")
+    mpc, tiles = _macs_and_tiles(path, vals)
+    _bits(path, vals)
     for key, allowed in (("fusion", ("full", "none")), ("overhead_mode", ("add", "max"))):
         if vals.get(key, allowed[0]) not in allowed:
-            raise _fail(path, f"'{key}' must be one of {', '.join(allowed)}, got {vals[key]!r}")
+            raise chk.fail(path, f"'{key}' must be one of {', '.join(allowed)}, "
+                                 f"got {vals[key]!r}")
+    if vals.get("calibration", {}).get("device_s") and vals.get("fusion") != "none":
+        raise chk.fail(path, "a runtime calibration (calibration.device_s) times ops one by "
+                             "one: it needs 'fusion: none'")
     if vals["weight_buffer_bytes"] > vals["onchip_bytes"] > 0:
-        raise _fail(path, "'weight_buffer_bytes' exceeds 'onchip_bytes'")
+        raise chk.fail(path, "'weight_buffer_bytes' exceeds 'onchip_bytes'")
     return HardwareSpec(
-        name=vals["name"], description=vals["description"], kind=vals["kind"],
+        name=name, description=vals["description"], kind=vals["kind"],
         clock_hz=vals["clock_hz"], cores=vals["cores"], macs_per_cycle=mpc,
         tile=tiles["tile"], tile_depthwise=tiles["tile_depthwise"],
         vector_ops_per_cycle=vals["vector_ops_per_cycle"],
@@ -291,24 +324,21 @@ def spec_from_dict(d: dict, path: str = "<dict>") -> HardwareSpec:
         dram_bytes_per_s=vals["dram_bytes_per_s"], op_overhead_s=vals["op_overhead_s"],
         weight_bits=tuple(vals["weight_bits"]), activation_bits=tuple(vals["activation_bits"]),
         default_wbits=vals["default_wbits"], default_abits=vals["default_abits"],
-        supported_ops=tuple(ops), fallback=fallback, energy=energy,
-        sources=dict(vals["sources"]), calibration=calibration,
+        supported_ops=tuple(_ops(path, vals)), fallback=_fallback(path, vals["fallback"]),
+        energy=_energy(path, vals.get("energy", {}), mpc), sources=sources,
+        calibration=_calibration(path, vals.get("calibration", {})),
         fusion=vals.get("fusion", "full"), overhead_mode=vals.get("overhead_mode", "add"),
         path=path,
     )
 
 
 def load_spec(path: str | Path) -> HardwareSpec:
-    """Read and validate one hardware YAML file."""
+    """Read and validate one hardware YAML file (UTF-8, no duplicate keys)."""
     p = Path(path)
     try:
-        text = p.read_text()
+        text = p.read_bytes().decode("utf-8")
     except OSError as exc:
-        raise SpecError(f"{p}: cannot read ({exc.strerror})") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise SpecError(f"{p}: malformed YAML{where}: {getattr(exc, 'problem', exc)}") from exc
-    return spec_from_dict(data, str(p))
+        raise SpecError(f"{p}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{p}: not UTF-8 text (byte {exc.start})") from None
+    return spec_from_dict(chk.parse_yaml(text, str(p)), str(p))
