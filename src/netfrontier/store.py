@@ -61,7 +61,10 @@ class Store:
     # graphs -----------------------------------------------------------------------------------
     @staticmethod
     def graph_key(model: str, resolution: int, batch: int) -> str:
+        from netfrontier.graph.types import CAPTURE_REVISION
+
         return "|".join([model, str(resolution), str(batch), tool_version(),
+                         f"capture{CAPTURE_REVISION}",
                          lib_version("torch"), lib_version("torchvision"), lib_version("timm")])
 
     def put_graph(self, key: str, model: str, resolution: int, batch: int, graph_json: str) -> None:

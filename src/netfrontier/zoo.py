@@ -64,6 +64,8 @@ def _totals_row(entry: ModelEntry, totals: dict, hw: HardwareSpec) -> dict:
         "array_utilization": totals.get("array_utilization", 0.0),
         "unsupported_layers": totals["unsupported_layers"],
         "unsupported_ops": ";".join(totals.get("unsupported_ops", [])),
+        "unknown_layers": totals.get("unknown_layers", 0),
+        "unknown_ops": ";".join(totals.get("unknown_ops", [])),
     }
 
 
@@ -134,7 +136,8 @@ def _zoo_rows(hw, pattern, opts, batch, store, pool, progress, on_total) -> list
 CSV_COLUMNS = ("model", "arch", "weights", "source", "resolution", "batch", "wbits", "abits",
                "precision", "hardware", "top1", "top1_source", "macs", "params", "latency_s",
                "dram_bytes", "energy_j", "achieved_ops_per_s", "utilization", "array_utilization",
-               "unsupported_layers", "unsupported_ops", "on_frontier_latency", "on_frontier_dram",
+               "unsupported_layers", "unsupported_ops", "unknown_layers", "unknown_ops",
+               "on_frontier_latency", "on_frontier_dram",
                "on_frontier_energy", "below_line_latency", "below_line_dram", "below_line_energy",
                "measured_latency_s")
 

@@ -7,28 +7,9 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.table import Table
-
 from netfrontier.cli import app
-
-console = Console()
-err = Console(stderr=True)
-
-
-def _si(x: float, unit: str) -> str:
-    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1, ""), (1e-3, "m"),
-                          (1e-6, "µ"), (1e-9, "n")):
-        if abs(x) >= scale:
-            return f"{x / scale:.3g} {prefix}{unit}"
-    return f"{x:.3g} {unit}"
-
-
-def _check_positive(name: str, value: int | None) -> None:
-    from netfrontier.errors import OptionError
-
-    if value is not None and value < 1:
-        raise OptionError(f"--{name} must be at least 1, got {value}")
+from netfrontier.cli.common import check_positive as _check_positive
+from netfrontier.cli.common import console, err, print_table, si
 
 
 @app.command()
@@ -56,26 +37,29 @@ def analyze(
     if as_json:
         sys.stdout.write(table.to_json(peak_ops_per_s=peak) + "\n")
         return
-    t = Table(title=f"{graph.model} on {spec.name} (W{table.wbits}A{table.abits}, "
-                    f"{table.precision}, batch {batch}, {graph.resolution} px)")
-    for col in ("layer", "op", "MACs", "weights", "DRAM", "latency", "util", "bound"):
-        t.add_column(col, overflow="fold", justify="right" if col not in ("layer", "op") else "left")
-    style = {"compute": "green", "memory": "yellow", "overhead": "cyan", "unsupported": "red"}
-    for r in table.rows():
-        t.add_row(r["name"], r["op"], _si(r["macs"], ""), _si(r["weight_bytes"], "B"),
-                  _si(r["dram_bytes"], "B"), _si(r["latency_s"], "s"),
-                  f"{100 * r['utilization']:.0f}%" if r["macs"] else "",
-                  f"[{style[r['bound']]}]{r['bound']}[/]")
-    console.print(t)
+    style = {"compute": "green", "memory": "yellow", "overhead": "cyan", "unsupported": "red",
+             "unknown": "magenta"}
+    cells = [(r["name"], r["op"], si(r["macs"], ""), si(r["weight_bytes"], "B"),
+              si(r["dram_bytes"], "B"), si(r["latency_s"], "s"),
+              f"{100 * r['utilization']:.0f}%" if r["macs"] else "",
+              f"[{style[r['bound']]}]{r['bound']}[/]") for r in table.rows()]
+    print_table(f"{graph.model} on {spec.name} (W{table.wbits}A{table.abits}, "
+                f"{table.precision}, batch {batch}, {graph.resolution} px)",
+                ("layer", "op", "MACs", "weights", "DRAM", "latency", "util", "bound"), cells,
+                right=("MACs", "weights", "DRAM", "latency", "util"))
     tot = table.totals()
     console.print(
-        f"[bold]{graph.model}[/bold]: {_si(tot['macs'], 'MAC')}, {_si(tot['params'], '')} params | "
-        f"latency {_si(tot['latency_s'], 's')} | DRAM {_si(tot['dram_bytes'], 'B')} | "
-        f"energy {_si(tot['energy_j'], 'J')} | achieved {_si(tot['achieved_ops_per_s'], 'op/s')} "
-        f"of {_si(peak, 'op/s')} peak ({100 * tot['achieved_ops_per_s'] / peak:.1f}%)")
+        f"[bold]{graph.model}[/bold]: {si(tot['macs'], 'MAC')}, {si(tot['params'], '')} params | "
+        f"latency {si(tot['latency_s'], 's')} | DRAM {si(tot['dram_bytes'], 'B')} | "
+        f"energy {si(tot['energy_j'], 'J')} | achieved {si(tot['achieved_ops_per_s'], 'op/s')} "
+        f"of {si(peak, 'op/s')} peak ({100 * tot['achieved_ops_per_s'] / peak:.1f}%)")
     if tot["unsupported_layers"]:
         console.print(f"[red]{tot['unsupported_layers']} layers fall back to "
                       f"{spec.fallback.host}: {', '.join(tot['unsupported_ops'])}[/red]")
+    if tot["unknown_layers"]:
+        console.print(f"[magenta]{tot['unknown_layers']} layers of unknown cost "
+                      f"({', '.join(tot['unknown_ops'])}): counted as one vector op per output "
+                      "element, so the totals are lower bounds[/magenta]")
 
 
 @app.command()
@@ -134,6 +118,11 @@ def _notes(spec, rows) -> list[str]:
     if partly:
         notes.append(f"{len(partly)} models run partly on the fallback host "
                      f"({spec.fallback.host}): their costs include the hand-off.")
+    unknown = sorted({o for r in rows for o in str(r.get("unknown_ops") or "").split(";") if o})
+    if unknown:
+        notes.append(f"{sum(1 for r in rows if r.get('unknown_layers'))} models hold operators "
+                     f"netfrontier cannot cost ({', '.join(unknown)}): their costs are lower "
+                     "bounds.")
     return [n for n in notes if n]
 
 
@@ -164,8 +153,8 @@ def recommend(
         return
     console.print(
         f"[bold]{best['model']}[/bold] on {spec.name}: top-1 {best['top1']:.2f}% "
-        f"({best['top1_source']}), latency {_si(best['latency_s'], 's')}, "
-        f"DRAM {_si(best['dram_bytes'], 'B')}, energy {_si(best['energy_j'], 'J')}, "
+        f"({best['top1_source']}), latency {si(best['latency_s'], 's')}, "
+        f"DRAM {si(best['dram_bytes'], 'B')}, energy {si(best['energy_j'], 'J')}, "
         f"{best['params'] / 1e6:.1f} M params"
         + (f" [red](falls back to host for {best['unsupported_ops']})[/red]"
            if best["unsupported_layers"] else ""))

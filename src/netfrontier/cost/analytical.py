@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from netfrontier.cost.base import CostModel, CostOptions, CostTable
+from netfrontier.cost.base import BOUNDS, CostModel, CostOptions, CostTable
 from netfrontier.errors import OptionError, SpecError
 from netfrontier.graph.table import KIND_INDEX, LayerTable
 from netfrontier.graph.types import MAC_KINDS, OP_KINDS, OpGraph
 from netfrontier.hardware.spec import LOOP_DIMS, HardwareSpec
 
 # Bump when the model's arithmetic or its totals change: stored cost results are keyed on it.
-MODEL_REVISION = 3
-_BOUND_NAMES = np.array(["compute", "memory", "overhead", "unsupported"], dtype=object)
+MODEL_REVISION = 4
+_BOUND_NAMES = np.array(BOUNDS, dtype=object)
 
 
 def _ceil_div(a, b):
@@ -78,7 +78,7 @@ class AnalyticalCostModel(CostModel):
             sel = row_wbits == b
             rate[sel] = hw.macs_per_cycle[p]
             pj_mac[sel] = hw.pj_per_mac(p)
-        precision = precisions[wbits] if wbits in precisions else next(iter(precisions.values()))
+        precision = precisions.get(wbits) or hw.precision_for(wbits, abits, options.precision)
 
         hw_mask = np.array([k in hw.supported_ops for k in OP_KINDS])
         unsupported = (t.kind_mask & ~hw_mask).any(axis=1)
@@ -153,7 +153,8 @@ class AnalyticalCostModel(CostModel):
                                                                             1e-30), 0.0)
 
         names, ops = np.array(t.names, dtype=object), np.array(t.ops, dtype=object)
-        bounds = _BOUND_NAMES[bound_idx]
+        bounds = _BOUND_NAMES[np.where(t.is_unknown, 4, bound_idx)]
+        on_host, cost_unknown = unsupported.copy(), t.is_unknown.copy()
         if hw.calibration.fixed_s:
             # the runtime's cost per call (graph launch, framework entry) as one more row
             names = np.append(names, "(per-call runtime overhead)")
@@ -165,6 +166,7 @@ class AnalyticalCostModel(CostModel):
             latency = np.append(latency, hw.calibration.fixed_s)
             energy_pj, util, array_util, row_wbits = (
                 np.append(a, z) for a in (energy_pj, util, array_util, row_wbits))
+            on_host, cost_unknown = np.append(on_host, False), np.append(cost_unknown, False)
         else:
             t_macs = t.macs
         _check_finite(hw, names, latency, dram, energy_pj)
@@ -173,7 +175,7 @@ class AnalyticalCostModel(CostModel):
             "compute_s": compute, "memory_s": memory, "latency_s": latency,
             "energy_j": energy_pj * 1e-12, "utilization": util, "array_utilization": array_util,
             "bound": bounds,
-            "wbits": row_wbits,
+            "wbits": row_wbits, "on_host": on_host, "cost_unknown": cost_unknown,
         }
         return CostTable(model=graph.model, hardware=hw.name, batch=graph.batch,
                          resolution=graph.resolution, wbits=wbits, abits=abits,

@@ -12,9 +12,12 @@ import numpy as np
 from netfrontier.graph.types import OpGraph
 from netfrontier.hardware.spec import HardwareSpec
 
-BOUNDS = ("compute", "memory", "overhead", "unsupported")
+# A row's verdict: what limits it on the chip, or that it runs on the fallback host
+# ("unsupported"), or that its compute could not be costed at all ("unknown", a lower bound).
+BOUNDS = ("compute", "memory", "overhead", "unsupported", "unknown")
 ROW_COLUMNS = ("name", "op", "macs", "weight_bytes", "dram_bytes", "compute_s", "memory_s",
-               "latency_s", "energy_j", "utilization", "array_utilization", "bound", "wbits")
+               "latency_s", "energy_j", "utilization", "array_utilization", "bound", "wbits",
+               "on_host", "cost_unknown")
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,17 @@ class CostTable:
 
     @property
     def unsupported_ops(self) -> list[str]:
-        bound = self.columns["bound"]
-        return [self.columns["op"][i] for i in np.nonzero(bound == "unsupported")[0]]
+        """Op labels of the rows that run on the fallback host."""
+        return [self.columns["op"][i] for i in np.nonzero(self.columns["on_host"])[0]]
+
+    @property
+    def unknown_ops(self) -> list[str]:
+        """Operators whose compute could not be costed (their rows are lower bounds)."""
+        out = []
+        for i in np.nonzero(self.columns["cost_unknown"])[0]:
+            out += [p.split(":", 1)[1] for p in self.columns["op"][i].split("+")
+                    if p.startswith("unknown:")]
+        return out
 
     def achieved_ops_per_s(self) -> float:
         return 2.0 * self.macs / self.latency_s if self.latency_s > 0 else 0.0
@@ -86,8 +98,11 @@ class CostTable:
             "energy_j": self.energy_j, "achieved_ops_per_s": self.achieved_ops_per_s(),
             "array_utilization": self.array_utilization(),
             "layers": int(len(bound)),
-            "unsupported_layers": int((bound == "unsupported").sum()),
+            "unsupported_layers": int(self.columns["on_host"].sum()),
             "unsupported_ops": sorted(set(self.unsupported_ops)),
+            "unknown_layers": int(self.columns["cost_unknown"].sum()),
+            "unknown_ops": sorted(set(self.unknown_ops)),
+            "lower_bound": bool(self.columns["cost_unknown"].any()),
             "bound_counts": {b: int((bound == b).sum()) for b in BOUNDS},
         }
 
@@ -121,8 +136,9 @@ class CostModel(ABC):
     """Maps (OpGraph, HardwareSpec, CostOptions) to a CostTable.
 
     Contract: `estimate` is pure (same inputs, same table), never mutates its arguments, returns
-    one row per fused layer with a `bound` in BOUNDS, and costs ops the hardware cannot run on its
-    fallback host (bound 'unsupported') instead of failing. It must be cheap enough (about a
+    one row per fused layer with a `bound` in BOUNDS, costs ops the hardware cannot run on its
+    fallback host (bound 'unsupported', `on_host`) instead of failing, and flags rows whose
+    compute nobody could cost (bound 'unknown', `cost_unknown`): never a silent zero. It must be cheap enough (about a
     millisecond for a captured graph) for sweeps over many presets.
     """
 

@@ -61,7 +61,7 @@ VECTOR_OPS_PER_ELEM = {
     "batchnorm": 2, "layernorm": 5, "groupnorm": 5, "relu": 1, "hardswish": 3,
     "hardsigmoid": 2, "sigmoid": 4, "silu": 5, "gelu": 8, "tanh": 4, "add": 1, "mul": 1,
     "elementwise": 1, "softmax": 5, "reduce": 1, "concat": 1, "copy": 1, "pad": 1, "resize": 4,
-    "maxpool": 1, "avgpool": 1,
+    "maxpool": 1, "avgpool": 1, "unknown": 1,
 }
 
 

@@ -18,11 +18,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from netfrontier.graph.types import ACTIVATION_KINDS, MAC_KINDS, OP_KINDS, OpGraph
+from netfrontier.graph.types import ACTIVATION_KINDS, MAC_KINDS, OP_KINDS, UNKNOWN_KIND, OpGraph
 
 EPILOGUE_KINDS = frozenset(ACTIVATION_KINDS) | {"add", "mul"}
 KIND_INDEX = {k: i for i, k in enumerate(OP_KINDS)}
 MAX_GROUP = 5
+
+
+def _label(node) -> str:
+    """The kind, or `unknown:<operator>` for an op nobody could cost (e.g. unknown:LSTM)."""
+    if node.kind != UNKNOWN_KIND:
+        return node.kind
+    return f"{UNKNOWN_KIND}:{node.target.split('.', 1)[-1]}"
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,11 @@ class LayerTable:
     @property
     def rows(self) -> int:
         return len(self.names)
+
+    @property
+    def is_unknown(self) -> np.ndarray:
+        """Rows holding an op whose compute could not be costed (their cost is a lower bound)."""
+        return self.kind_mask[:, KIND_INDEX[UNKNOWN_KIND]]
 
     @classmethod
     def from_graph(cls, graph: OpGraph, fusion: str = "full") -> "LayerTable":
@@ -93,7 +105,7 @@ class LayerTable:
                     absorbed = True
                 elif k in EPILOGUE_KINDS and (k in ACTIVATION_KINDS or
                                               not any(m in ("add", "mul") for m in members[1:])):
-                    absorbed = anchor != "view"
+                    absorbed = anchor not in ("view", UNKNOWN_KIND)
                 if absorbed:
                     groups[g].append(i)
                     group_of[i] = g
@@ -134,7 +146,7 @@ class LayerTable:
             dims[r] = a.dims
             out_elems[r] = nodes[members[-1]].output_elems
             names.append(a.module or a.name)
-            ops.append("+".join(nodes[j].kind for j in members))
+            ops.append("+".join(_label(nodes[j]) for j in members))
             modules.append(a.module)
         pairs = sorted(set(pairs))
         in_rows = np.array([p[0] for p in pairs], np.int64)
@@ -158,7 +170,8 @@ class LayerTable:
         stream_w = np.zeros(rows, np.int64)
         for t in np.nonzero(cons_count == 1)[0]:
             q = int(in_rows[in_tensors == t][0])
-            shape = nodes[groups[t][-1]].output_shapes[0]
+            outs = nodes[groups[t][-1]].output_shapes
+            shape = outs[0] if outs else ()  # an unknown op of unknown shape
             if q != t + 1 or len(shape) != 4 or shape[2] < 2:
                 continue
             kh = max(nodes[groups[q][0]].kernel_hw[0], 1)

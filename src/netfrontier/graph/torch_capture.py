@@ -119,6 +119,10 @@ class _Recorder(TorchDispatchMode):
             kind = "view"
             self.weight_ids.update(id(o) for o in flat_out)
             acts, weights = [], []
+        else:
+            # an in-place op (add_) on a constant-derived tensor with a real input makes it
+            # data: without this, every later step of an LSTM (h0 = zeros) would fold away
+            self.weight_ids.difference_update(id(o) for o in flat_out)
         idx = len(self.nodes)
         for t in acts:
             src = self.producer.get(id(t))

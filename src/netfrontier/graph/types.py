@@ -21,7 +21,12 @@ VECTOR_KINDS = (
     "maxpool", "avgpool", "reduce", "concat", "copy", "pad", "resize",
 )
 FREE_KINDS = ("view",)  # metadata-only (reshape, permute of a view, slicing): no data moves
-OP_KINDS = MAC_KINDS + VECTOR_KINDS + FREE_KINDS
+# An operator the importer cannot cost (control flow, a custom domain's op): its tensors are
+# counted and it runs as one vector op per output element, a lower bound flagged in every output.
+UNKNOWN_KIND = "unknown"
+OP_KINDS = MAC_KINDS + VECTOR_KINDS + FREE_KINDS + (UNKNOWN_KIND,)
+# Bump when captured graphs change for the same model (stored graphs are keyed on it).
+CAPTURE_REVISION = 2
 ACTIVATION_KINDS = ("relu", "hardswish", "hardsigmoid", "sigmoid", "silu", "gelu", "tanh")
 
 

@@ -309,7 +309,8 @@ def spec_from_dict(d: dict, path: str = "<dict>") -> HardwareSpec:
         if vals.get(key, allowed[0]) not in allowed:
             raise chk.fail(path, f"'{key}' must be one of {', '.join(allowed)}, "
                                  f"got {vals[key]!r}")
-    if vals.get("calibration", {}).get("device_s") and vals.get("fusion") != "none":
+    calibration = _calibration(path, vals.get("calibration", {}))
+    if calibration.device_s and vals.get("fusion") != "none":
         raise chk.fail(path, "a runtime calibration (calibration.device_s) times ops one by "
                              "one: it needs 'fusion: none'")
     if vals["weight_buffer_bytes"] > vals["onchip_bytes"] > 0:
@@ -326,7 +327,7 @@ def spec_from_dict(d: dict, path: str = "<dict>") -> HardwareSpec:
         default_wbits=vals["default_wbits"], default_abits=vals["default_abits"],
         supported_ops=tuple(_ops(path, vals)), fallback=_fallback(path, vals["fallback"]),
         energy=_energy(path, vals.get("energy", {}), mpc), sources=sources,
-        calibration=_calibration(path, vals.get("calibration", {})),
+        calibration=calibration,
         fusion=vals.get("fusion", "full"), overhead_mode=vals.get("overhead_mode", "add"),
         path=path,
     )
