@@ -37,6 +37,10 @@ class InfeasibleError(NetfrontierError):
     """A constraint no candidate satisfies (e.g. no model reaches the requested top-1)."""
 
 
+class StoreError(NetfrontierError):
+    """A store path that is not a readable, writable SQLite database."""
+
+
 class MeasurementError(NetfrontierError):
     """A timing or calibration run that could not be carried out on the requested device."""
 

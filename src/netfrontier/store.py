@@ -6,6 +6,7 @@ recomputing. Each write commits at once: an interrupted job resumes where it sto
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
@@ -46,14 +47,37 @@ def default_path() -> Path:
     return base / "netfrontier" / "store.sqlite"
 
 
+def _guarded(method):
+    """A failing SQLite call (read-only file, disk full, locked) is one StoreError line."""
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            from netfrontier.errors import StoreError
+
+            raise StoreError(f"store '{self.path}': {' '.join(str(exc).split())}") from None
+    return call
+
+
 class Store:
     """A thin, explicit wrapper over one SQLite file."""
 
     def __init__(self, path: str | Path | None = None):
+        from netfrontier.errors import StoreError
+
         self.path = Path(path) if path else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=30)
-        self.db.executescript(SCHEMA)
+        where = "--store" if path else ("$NETFRONTIER_STORE" if os.environ.get(
+            "NETFRONTIER_STORE") else "the store")
+        if self.path.is_dir():
+            raise StoreError(f"{where} '{self.path}' is a directory, not an SQLite file")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, timeout=30)
+            self.db.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"{where} '{self.path}' is not a usable SQLite store "
+                             f"({' '.join(str(exc).split())})") from None
 
     def close(self) -> None:
         self.db.close()
@@ -67,12 +91,14 @@ class Store:
                          f"capture{CAPTURE_REVISION}",
                          lib_version("torch"), lib_version("torchvision"), lib_version("timm")])
 
+    @_guarded
     def put_graph(self, key: str, model: str, resolution: int, batch: int, graph_json: str) -> None:
         blob = zlib.compress(graph_json.encode(), 6)
         self.db.execute("INSERT OR REPLACE INTO graphs VALUES (?,?,?,?,?)",
                         (key, model, resolution, batch, blob))
         self.db.commit()
 
+    @_guarded
     def get_graph(self, key: str):
         row = self.db.execute("SELECT blob FROM graphs WHERE key=?", (key,)).fetchone()
         if not row:
@@ -88,11 +114,13 @@ class Store:
         return "|".join([model, str(resolution), str(batch), str(wbits), str(abits), spec_digest,
                          extra, tool_version(), lib_version("torch"), lib_version("torchvision")])
 
+    @_guarded
     def put_cost(self, key: str, model: str, hardware: str, totals: dict) -> None:
         self.db.execute("INSERT OR REPLACE INTO costs VALUES (?,?,?,?)",
                         (key, model, hardware, json.dumps(totals)))
         self.db.commit()
 
+    @_guarded
     def get_costs(self, keys: list[str]) -> dict[str, dict]:
         out = {}
         for i in range(0, len(keys), 500):
@@ -102,15 +130,18 @@ class Store:
         return out
 
     # small cached values (e.g. the torchvision registry, to list the zoo without torch) --------
+    @_guarded
     def get_cached(self, key: str):
         row = self.db.execute("SELECT value FROM cache WHERE key=?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
+    @_guarded
     def put_cached(self, key: str, value) -> None:
         self.db.execute("INSERT OR REPLACE INTO cache VALUES (?,?)", (key, json.dumps(value)))
         self.db.commit()
 
     # measurements -----------------------------------------------------------------------------
+    @_guarded
     def put_measurement(self, m: dict) -> None:
         self.db.execute(
             "INSERT INTO measurements (model, device, runtime, dtype, batch, resolution, median_s,"
@@ -119,6 +150,7 @@ class Store:
              m["median_s"], m["p90_s"], m["min_s"], m["runs"], json.dumps(m.get("env", {}))))
         self.db.commit()
 
+    @_guarded
     def latest_measurements(self, device: str | None = None, runtime: str | None = None,
                             dtype: str | None = None, batch: int | None = None) -> dict:
         """The newest measurement per (model, device, runtime, dtype, batch) matching filters."""

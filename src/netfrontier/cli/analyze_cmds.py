@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from netfrontier.cli import app
 from netfrontier.cli.common import check_positive as _check_positive
-from netfrontier.cli.common import console, err, print_table, si
+from netfrontier.cli.common import check_number, check_out_dir, console, err, print_table, si
 
 
 @app.command()
@@ -80,6 +80,7 @@ def zoo(
     from netfrontier.zoo import write_zoo_report, zoo_rows
 
     _check_positive("batch", batch)
+    check_out_dir(out)
     spec = get_hardware(hw)
     db = Store(store)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -145,6 +146,8 @@ def recommend(
     from netfrontier.store import Store
     from netfrontier.zoo import zoo_rows
 
+    check_number("min-top1", min_top1, lo=0, hi=100)
+    check_number("max-params", max_params, lo=0, lo_open=True)
     spec = get_hardware(hw)
     rows = zoo_rows(spec, filter, wbits=wbits, store=Store(store))
     best = pick(rows, min_top1, objective, max_params, allow_fallback=not no_fallback)

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from netfrontier.cli import app
+from netfrontier.cli.common import check_out_dir
 
 console = Console()
 err = Console(stderr=True)
@@ -110,6 +111,7 @@ def quantize(
         raise OptionError("--threads must be at least 1")
     if data is not None and not data.is_dir():
         raise OptionError(f"--data directory '{data}' does not exist")
+    check_out_dir(out)
     opts = StudyOptions(
         wbits=_bits_list(wbits, "--wbits"), abits=abits,
         hardware=tuple(h.strip() for h in hw.split(",") if h.strip()),

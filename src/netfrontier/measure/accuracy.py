@@ -107,6 +107,21 @@ def _read_wnids() -> list[str]:
     return WNIDS_FILE.read_text().split()
 
 
+NUM_CLASSES = 1000  # ImageNet-1k: every model here predicts these classes
+
+
+def _class_index(text, path: Path, line: int) -> int:
+    try:
+        k = int(str(text).strip())
+    except ValueError:
+        raise MeasurementError(f"{path}, line {line}: class_index {text!r} is not a whole "
+                               "number") from None
+    if not 0 <= k < NUM_CLASSES:
+        raise MeasurementError(f"{path}, line {line}: class_index {k} is outside 0-"
+                               f"{NUM_CLASSES - 1} (ImageNet-1k)")
+    return k
+
+
 def _list_dataset(root: Path) -> tuple[list[Path], list[int]]:
     labels_csv = root / "labels.csv"
     if labels_csv.is_file():
@@ -116,9 +131,9 @@ def _list_dataset(root: Path) -> tuple[list[Path], list[int]]:
             reader = csv.DictReader(f)
             if not reader.fieldnames or not {"file", "class_index"} <= set(reader.fieldnames):
                 raise MeasurementError(f"{labels_csv} needs the columns file,class_index")
-            for row in reader:
-                files.append(img_dir / row["file"])
-                labels.append(int(row["class_index"]))
+            for line, row in enumerate(reader, start=2):
+                files.append(img_dir / str(row["file"]))
+                labels.append(_class_index(row["class_index"], labels_csv, line))
         return files, labels
     wnid_index = {w: i for i, w in enumerate(_read_wnids())}
     subdirs = sorted(d for d in root.iterdir() if d.is_dir())
@@ -137,7 +152,8 @@ def _list_dataset(root: Path) -> tuple[list[Path], list[int]]:
 
 
 def load_images(path: str | os.PathLike | None, preprocess: Preprocess = Preprocess(),
-                limit: int | None = None, name: str | None = None) -> LabelledImages:
+                limit: int | None = None, name: str | None = None,
+                progress: Callable[[int, int], None] | None = None) -> LabelledImages:
     """Decode a labelled image folder (see module doc); the first `limit` images when given."""
     import torch
     from PIL import Image
@@ -156,12 +172,17 @@ def load_images(path: str | os.PathLike | None, preprocess: Preprocess = Preproc
     for i, f in enumerate(files):
         if not f.is_file():
             raise MeasurementError(f"image '{f}' listed in the data set does not exist")
-        with Image.open(f) as im:
-            im = im.convert("RGB")
-            im = TF.resize(im, preprocess.resize, interpolation=InterpolationMode.BILINEAR,
-                           antialias=True)
-            im = TF.center_crop(im, preprocess.crop)
-            out[i] = TF.pil_to_tensor(im)
+        try:
+            with Image.open(f) as im:
+                im = im.convert("RGB")
+                im = TF.resize(im, preprocess.resize, interpolation=InterpolationMode.BILINEAR,
+                               antialias=True)
+                im = TF.center_crop(im, preprocess.crop)
+                out[i] = TF.pil_to_tensor(im)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise MeasurementError(f"image '{f}' cannot be decoded ({exc})") from None
+        if progress:
+            progress(i + 1, len(files))
     return LabelledImages(name or root.name, out, np.asarray(labels, np.int64),
                           [f.name for f in files], preprocess)
 
@@ -214,6 +235,9 @@ def evaluate(model, data: LabelledImages, batch_size: int = 50, threads: int | N
     with torch.inference_mode():
         for x, y in data.batches(batch_size, labels=True):
             out = model(x.to(dev)).float().cpu()
+            if out.ndim != 2 or int(y.max()) >= out.shape[1]:
+                raise MeasurementError(f"{data.name}: label {int(y.max())} but the model "
+                                       f"gives {tuple(out.shape[1:])} class scores")
             top5 = out.topk(5, dim=1).indices
             c1.append((top5[:, 0] == y).numpy())
             c5.append((top5 == y[:, None]).any(dim=1).numpy())

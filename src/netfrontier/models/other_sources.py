@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
+import inspect
 from pathlib import Path
 
 from netfrontier.errors import CaptureError, UnknownModelError, suggest
@@ -114,7 +115,13 @@ class FactorySource(ModelSource):
         try:
             mod = importlib.import_module(module)
         except ImportError as exc:
-            raise UnknownModelError(f"cannot import '{module}' for {entry.name}: {exc}") from exc
+            raise UnknownModelError(f"cannot import '{module}' for {entry.name}: {exc}") from None
+        except SyntaxError as exc:
+            raise UnknownModelError(f"'{module}' has a syntax error ({exc.filename}, line "
+                                    f"{exc.lineno}: {exc.msg})") from None
+        except Exception as exc:  # noqa: BLE001 — the user's module failed while importing
+            raise UnknownModelError(f"importing '{module}' failed: {type(exc).__name__}: "
+                                    f"{exc}") from None
         fn = getattr(mod, func, None)
         if not callable(fn):
             raise UnknownModelError(f"'{module}' has no callable '{func}'")
@@ -126,8 +133,18 @@ class FactorySource(ModelSource):
         from netfrontier.graph.torch_capture import meta_init
 
         fn = self._factory(entry)
-        with contextlib.nullcontext() if materialize else meta_init():
-            model = fn()
+        try:
+            inspect.signature(fn).bind()
+        except TypeError as exc:
+            raise CaptureError(f"{entry.name} must be callable with no arguments ({exc})") \
+                from None
+        except ValueError:  # a builtin without a signature: just call it
+            pass
+        try:
+            with contextlib.nullcontext() if materialize else meta_init():
+                model = fn()
+        except Exception as exc:  # noqa: BLE001 — the user's factory raised
+            raise CaptureError(f"{entry.name} raised {type(exc).__name__}: {exc}") from None
         if not isinstance(model, torch.nn.Module):
             raise CaptureError(f"{entry.name} returned {type(model).__name__}, not an nn.Module")
         return model.eval()
