@@ -9,7 +9,6 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
-from multiprocessing import get_context
 
 from netfrontier.cost.analytical import DEFAULT_MODEL, MODEL_REVISION, check_bits
 from netfrontier.cost.base import CostOptions
@@ -17,6 +16,7 @@ from netfrontier.hardware.registry import get_hardware
 from netfrontier.hardware.spec import HardwareSpec
 from netfrontier.models.base import ModelEntry
 from netfrontier.store import Store, lib_version, tool_version
+from netfrontier.workers import worker_pool
 
 Progress = Callable[[str], None]
 
@@ -92,7 +92,7 @@ def zoo_rows(hardware: str | HardwareSpec, pattern: str | None = None, *, wbits:
     check_bits(hw, wbits or hw.default_wbits, abits or hw.default_abits)
     store = store or Store()
     n = workers or min(os.cpu_count() or 1, 4)
-    with ProcessPoolExecutor(max_workers=n, mp_context=get_context("spawn")) as pool:
+    with worker_pool(n) as pool:
         return _zoo_rows(hw, pattern, opts, batch, store, pool, progress, on_total)
 
 
@@ -122,8 +122,9 @@ def _zoo_rows(hw, pattern, opts, batch, store, pool, progress, on_total) -> list
     need_capture.sort(key=lambda e: -(e.ref_macs or 0))  # longest first balances the workers
     futs = {pool.submit(_capture_worker, e.name, batch, e.resolution, hw.path or hw.name, opts): e
             for e in need_capture}
-    for fut in as_completed(futs):
-        e = futs[fut]
+
+    def keep(fut) -> None:
+        e = futs.pop(fut)
         graph_json, totals = fut.result()
         store.put_graph(Store.graph_key(e.name, e.resolution, batch), e.name, e.resolution,
                         batch, graph_json)
@@ -131,6 +132,14 @@ def _zoo_rows(hw, pattern, opts, batch, store, pool, progress, on_total) -> list
         done[keys[e.name]] = totals
         if progress:
             progress(e.name)
+
+    try:
+        for fut in as_completed(list(futs)):
+            keep(fut)
+    except KeyboardInterrupt:  # keep every capture that finished, then stop (workers.py)
+        for fut in [f for f in futs if f.done() and not f.cancelled() and not f.exception()]:
+            keep(fut)
+        raise
     return [_totals_row(e, done[keys[e.name]], hw) for e in entries]
 
 CSV_COLUMNS = ("model", "arch", "weights", "source", "resolution", "batch", "wbits", "abits",

@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         sys.exit(2)
     except (KeyboardInterrupt, typer.Abort):
-        print("interrupted; completed results are kept", file=sys.stderr)
-        sys.exit(130)
+        rc = 130
+
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.TyperException as exc:  # usage errors: unknown command, bad or missing value
@@ -55,4 +55,6 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:  # `netfrontier hw list | head -1`
         sys.stderr.close()
         sys.exit(0)
+    if rc == 130:  # typer turns Ctrl-C into Exit(130), returned in non-standalone mode
+        print("interrupted; completed results are kept", file=sys.stderr)
     sys.exit(rc if isinstance(rc, int) else 0)
