@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from netfrontier.cli import app
-from netfrontier.cli.common import check_out_dir
+from netfrontier.cli.common import check_out_dir, print_table
 
 console = Console()
 err = Console(stderr=True)
@@ -132,14 +132,9 @@ def quantize(
 
 
 def _print_table(rows: list[dict], hardware: list[str]) -> None:
-    from rich.table import Table
-
     from netfrontier.compress.study_report import improvement_text
 
-    t = Table(title="Quantized variants: top-1 and improvement over 8-bit weights "
-                    "(× latency / DRAM / energy)")
-    for col in ("model", "variant", "method", "top-1 %", "drop (paired SE)", *hardware):
-        t.add_column(col, justify="left" if col in ("model", "variant", "method") else "right")
+    cells_all = []
     for r in rows:
         top1 = "" if r.get("top1") is None else f"{r['top1']:.2f} ± {r['top1_se']:.2f}"
         drop = "" if r.get("top1_drop") is None else \
@@ -148,8 +143,11 @@ def _print_table(rows: list[dict], hardware: list[str]) -> None:
         for hw in hardware:
             c = (r.get("cost") or {}).get(hw)
             cells.append(improvement_text(c) if c else "(not on the NPU)")
-        t.add_row(r["model"], r["variant"], r["method"], top1, drop, *cells)
-    console.print(t)
+        cells_all.append((r["model"], r["variant"], r["method"], top1, drop, *cells))
+    print_table("Quantized variants: top-1 and improvement over 8-bit weights "
+                "(× latency / DRAM / energy)",
+                ("model", "variant", "method", "top-1 %", "drop (paired SE)", *hardware),
+                cells_all, right=("top-1 %", "drop (paired SE)", *hardware))
 
 
 def study_meta(opts, rows) -> dict:
