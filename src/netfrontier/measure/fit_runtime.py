@@ -20,7 +20,9 @@ host_s[cls]       eager: the median time per op of the class's eager `rep16_*` c
                   bottleneck: a repeat costs fixed + 16 · max(host, kernel), roughly).
 switch_s          more kernel time each time a kernel follows one of another class: the median
                   over the `block4_` replays (mixed sequences) of their time the curves leave
-                  unexplained, per change of class (`fit_switch`).
+                  unexplained, per change of class (`fit_switch`). If the switches would then
+                  be most of those cases' time, the curves do not explain mixed sequences at
+                  all, and measure/calibrate.py refuses the profile.
 efficiency[kind]  the device curve restated as (log10 roofline seconds, roofline time / kernel
                   time) for reading; the model itself uses device_s.
 
@@ -35,7 +37,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from netfrontier.cost.gpu_runtime import class_switches, op_features
+from netfrontier.cost.gpu_runtime import class_switches, op_features, runtime_rows
 from netfrontier.graph.types import OP_KINDS, OpGraph
 
 REPEAT_PREFIX = "rep16_"
@@ -192,16 +194,23 @@ def fit_runtime(records: list[dict], runtime: str, peak: float, bandwidth: float
             "device_s": device, "efficiency": efficiency}
 
 
-def fit_switch(records: list[dict], spec) -> float:
+def predicted_s(graph: OpGraph, spec) -> float:
+    """The calibrated profile's latency for one call of `graph` (what `estimate` returns for a
+    calibrated profile, without the analytical columns it also computes: 30× faster, which
+    matters when a fit is checked against thousands of its own cases)."""
+    return spec.calibration.fixed_s + float(runtime_rows(graph, spec)[2].sum())
+
+
+def fit_switch(records: list[dict], spec) -> tuple[float, float]:
     """Graph runtime: more time per change of kernel class, from the `block4_` cases.
 
     Repeated-op cases run one kernel class over and over; a network (or a block) alternates
     convolutions, norms and element-wise kernels. The median over the block cases of (time -
     predicted time without it) / (changes of class) is that cost, never below zero.
+    Returns (switch_s, share): `share` is the median fraction of the block cases' measured
+    time the switches then stand for, which a sane fit keeps small (see calibrate.check_fit).
     """
-    from netfrontier.cost.analytical import DEFAULT_MODEL
-
-    per_switch = []
+    per_switch, count, measured = [], [], []
     for r in records:
         if not r["case"].startswith(BLOCK_PREFIX):
             continue
@@ -210,6 +219,25 @@ def fit_switch(records: list[dict], spec) -> float:
             graph, spec.default_abits / 8.0,
             bias_kernel=spec.calibration.runtime != "sync")).sum()
         if switches:
-            per_switch.append((r["median_s"] - DEFAULT_MODEL.estimate(graph, spec).latency_s) /
-                              switches)
-    return max(float(np.median(per_switch)), 0.0) if per_switch else 0.0
+            per_switch.append((r["median_s"] - predicted_s(graph, spec)) / switches)
+            count.append(switches)
+            measured.append(r["median_s"])
+    if not per_switch:
+        return 0.0, 0.0
+    switch = max(float(np.median(per_switch)), 0.0)
+    return switch, float(np.median(switch * np.array(count) / np.array(measured)))
+
+
+def self_check(records: list[dict], spec) -> tuple[float, int]:
+    """(median error factor − 1, cases): how far the profile's predictions are from its own
+    micro-benchmarks, every case that runs an op (metadata-only chains have no row to cost).
+
+    The error of a case is |log(predicted / measured)|, so being 3× low counts as much as
+    being 3× high (a percentage of the measured time saturates at 100% for predictions far
+    too low, which is what starved or disturbed fits produce)."""
+    errors = []
+    for r in records:
+        graph = OpGraph.from_json(r["graph"])
+        if graph.layer_table("none").rows:
+            errors.append(abs(math.log(max(predicted_s(graph, spec), 1e-12) / r["median_s"])))
+    return (math.expm1(statistics.median(errors)) if errors else 0.0), len(errors)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -38,21 +40,63 @@ def metrics(measured, predicted) -> dict:
             "within_20_pct": float(100 * np.mean(err <= 0.20)) if len(m) else float("nan")}
 
 
-def load_measurements(path: str | Path) -> list[dict]:
+def read_jsonl(path: str | Path, what: str, keys: tuple[str, ...],
+               timed_keys: tuple[str, ...] = ()) -> list[dict]:
+    """The records of a JSONL file, one object a line, each with `keys` (and, unless it
+    records an "error", `timed_keys`), and positive, finite times (`median_s`, `min_s`).
+
+    A bad line is one error naming the file and line: the records come from long runs, and a
+    truncated or hand-edited file must say where, not end in a traceback or a silent skip."""
     p = Path(path)
     if not p.is_file():
-        raise MeasurementError(f"measurement file '{p}' does not exist")
-    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+        raise MeasurementError(f"{what} file '{p}' does not exist")
+    try:
+        lines = p.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MeasurementError(f"{what} file '{p}' cannot be read ({exc})") from None
+    records = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise MeasurementError(f"{p}, line {n}: not JSON ({exc.msg})") from None
+        if not isinstance(r, dict):
+            raise MeasurementError(f"{p}, line {n}: a record must be a JSON object, got "
+                                   f"{type(r).__name__}")
+        missing = [k for k in keys + (() if "error" in r else timed_keys) if k not in r]
+        if missing:
+            raise MeasurementError(f"{p}, line {n}: missing key '{missing[0]}'")
+        for key in ("median_s", "min_s"):
+            t = r.get(key, 1.0)
+            if isinstance(t, bool) or not isinstance(t, (int, float)) or \
+                    not math.isfinite(t) or t <= 0:
+                raise MeasurementError(f"{p}, line {n}: {key} must be a positive number of "
+                                       f"seconds, got {t!r}")
+        records.append(r)
+    return records
 
 
-def validate(hw, measurements: list[dict], batch: int, store=None) -> tuple[list[dict], dict]:
-    """Predicted vs measured per model at one batch size; the metrics over all of them."""
+def load_measurements(path: str | Path) -> list[dict]:
+    """Zoo measurements (`netfrontier bench` output): model, batch and median_s per line."""
+    return read_jsonl(path, "measurement", ("model", "batch", "median_s"))
+
+
+def validate(hw, measurements: list[dict], batch: int, store=None,
+             progress: Callable[[str], None] | None = None,
+             on_total: Callable[[int], None] | None = None) -> tuple[list[dict], dict]:
+    """Predicted vs measured per model at one batch size; the metrics over all of them.
+
+    `on_total` and `progress` are zoo_rows's: a cold store captures every zoo model first,
+    which takes minutes, so the caller can show how far it is."""
     from netfrontier.zoo import zoo_rows
 
     meas = {m["model"]: m for m in measurements if m["batch"] == batch}
     if not meas:
         raise MeasurementError(f"no measurements at batch {batch}")
-    predicted = {r["model"]: r for r in zoo_rows(hw, batch=batch, store=store)}
+    predicted = {r["model"]: r for r in zoo_rows(hw, batch=batch, store=store,
+                                                 progress=progress, on_total=on_total)}
     rows = []
     for name, m in sorted(meas.items()):
         if name not in predicted:
