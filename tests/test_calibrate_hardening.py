@@ -8,11 +8,14 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from netfrontier.errors import MeasurementError
+from netfrontier.errors import MeasurementError, UnknownHardwareError
 from netfrontier.graph.types import OpGraph
 from netfrontier.measure import calibrate as cal_mod
 from netfrontier.measure.calibrate import fit_profile, load_records
@@ -20,6 +23,7 @@ from netfrontier.measure.validate import load_measurements
 
 CPU_DIR = Path(__file__).resolve().parents[1] / "data" / "cpu"
 RAW = CPU_DIR / "cpu-2core-fp32-eager.calibration.jsonl"
+ZOO = CPU_DIR / "zoo-cpu-2core-fp32-eager-b1.jsonl"
 CACHE = 32 * 2**20
 PARALLEL_ELEMS = 32768  # PyTorch's grain: larger ops are split over the threads
 TICK_S = 8e-3  # what each such op cost in a quick run on the busy 2-core machine
@@ -184,3 +188,158 @@ def test_malformed_calibration_records_name_the_file_and_line(tmp_path):
                     '{"case": "b", "runtime": "eager", "median_s": 1e-5}\n')
     with pytest.raises(MeasurementError, match=r"raw\.jsonl, line 3: missing key 'min_s'"):
         load_records(path)
+
+
+# ---- user profiles ----------------------------------------------------------------------------
+
+def test_profile_dir_follows_the_environment(monkeypatch, tmp_path):
+    from netfrontier.hardware.registry import profile_dir
+
+    monkeypatch.setenv("NETFRONTIER_PROFILES", str(tmp_path / "p"))
+    assert profile_dir() == tmp_path / "p"
+    monkeypatch.delenv("NETFRONTIER_PROFILES")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    assert profile_dir() == tmp_path / "xdg" / "netfrontier" / "profiles"
+    monkeypatch.delenv("XDG_CONFIG_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert profile_dir() == tmp_path / "home" / ".config" / "netfrontier" / "profiles"
+
+
+def test_user_profiles_are_found_by_name_after_the_shipped_presets(monkeypatch, tmp_path):
+    from netfrontier.hardware.registry import (PRESET_DIR, get_hardware, hardware_names,
+                                               preset_names, profile_names)
+
+    monkeypatch.setenv("NETFRONTIER_PROFILES", str(tmp_path))
+    with pytest.raises(UnknownHardwareError, match="unknown hardware preset 'my-cpu'"):
+        get_hardware("my-cpu")
+    shipped = (PRESET_DIR / "cpu-2core-fp32-eager.yaml").read_text()
+    (tmp_path / "my-cpu.yaml").write_text(shipped.replace("name: cpu-2core-fp32-eager",
+                                                          "name: my-cpu"))
+    (tmp_path / "tpu-v1.yaml").write_text("not read: a shipped preset has this name")
+    assert get_hardware("my-cpu").name == "my-cpu"
+    assert get_hardware("tpu-v1").path.startswith(str(PRESET_DIR))
+    assert profile_names() == ["my-cpu"] and "my-cpu" not in preset_names()
+    assert hardware_names() == preset_names() + ["my-cpu"]
+    with pytest.raises(UnknownHardwareError, match="did you mean my-cpu"):
+        get_hardware("my-cpux")
+
+
+# ---- progress when stderr is not a terminal ---------------------------------------------------
+
+def test_progress_in_a_pipe_is_a_line_every_tenth(capsys):
+    from netfrontier.cli.measure_cmds import _progress
+
+    with _progress("calibrating") as bar:
+        for i in range(1, 247):
+            bar.update(f"case{i}", i, 246)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 11 and lines[0] == "calibrating: 1/246 case1"
+    assert lines[-1] == "calibrating: 246/246 case246"
+    with _progress("costing") as bar:  # zoo_rows style: a total, then one call per item
+        bar.set_total(20)
+        for i in range(20):
+            bar.update(f"m{i}")
+    assert len(capsys.readouterr().err.splitlines()) == 11
+
+
+def test_calibrate_reports_progress_in_a_pipe(monkeypatch, tmp_path, capsys):
+    from netfrontier.cli import main
+
+    def fake_suite(device, runtime, dtype, batches, progress=None, **options):
+        for i in range(1, 31):
+            progress(f"case{i}", i, 30)
+        return quick(records())
+
+    monkeypatch.setattr(cal_mod, "run_suite", fake_suite)
+    monkeypatch.setenv("NETFRONTIER_PROFILES", str(tmp_path))
+    with pytest.raises(SystemExit) as exc:
+        main(["calibrate", "--name", "piped", "--onchip-mb", "32"])
+    assert exc.value.code == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "calibrating cpu eager fp32: 1/30 case1" and len(err) == 11
+    assert (tmp_path / "piped.yaml").is_file()
+
+
+# ---- the command line: one line, exit 2, nothing written --------------------------------------
+
+def run(*args, env=None):
+    proc = subprocess.run([sys.executable, "-c", "from netfrontier.cli import main; main()", *args],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "200", **(env or {})})
+    return proc
+
+
+def _one_error_line(proc, message):
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def _files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+@pytest.fixture()
+def tree(tmp_path):
+    """tmp_path with an empty profile directory, a plain file and a malformed JSONL file."""
+    (tmp_path / "a-file").write_text("")
+    (tmp_path / "bad.jsonl").write_text("\n{oops\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize("args, message", [
+    (("calibrate", "--name", "../../etc/x"), "--name '../../etc/x' is not a plain file name"),
+    (("calibrate", "--name", "a/b"), "is not a plain file name"),
+    (("calibrate", "--name", "x" * 65), "is not a plain file name"),
+    (("calibrate", "--name", ".hidden"), "is not a plain file name"),
+    (("calibrate", "--name", "tpu-v1"), "'tpu-v1' is a shipped preset"),
+    (("calibrate", "--name", "x", "--min-time", "0"), "--min-time must be above 0"),
+    (("calibrate", "--name", "x", "--min-time", "-1"), "--min-time must be above 0"),
+    (("calibrate", "--name", "x", "--onchip-mb", "0"), "--onchip-mb must be above 0"),
+    (("calibrate", "--name", "x", "--onchip-mb", "nan"), "--onchip-mb must be a finite number"),
+    (("calibrate", "--name", "x", "--onchip-mb", "inf"), "--onchip-mb must be a finite number"),
+    (("calibrate", "--name", "x", "--dtype", "int3"), "unknown dtype 'int3'"),
+    (("calibrate", "--name", "x", "--out", "{tmp}/a-file"), "is a file, not a directory"),
+    (("calibrate", "--name", "x", "--refit", "{tmp}/none.jsonl"), "does not exist"),
+    (("calibrate", "--name", "x", "--refit", "{tmp}/bad.jsonl"), "bad.jsonl, line 2: not JSON"),
+    (("validate", "--hw", "cpu-2core-fp32-eager", "--measurements", "{tmp}/bad.jsonl"),
+     "bad.jsonl, line 2: not JSON"),
+    (("validate", "--hw", "cpu-2core-fp32-eager", "--measurements", "{tmp}/none.jsonl"),
+     "does not exist"),
+    (("validate", "--hw", "cpu-2core-fp32-eager", "--measurements", str(ZOO), "--out",
+      "{tmp}/a-file"), "is a file, not a directory"),
+])
+def test_bad_calibrate_and_validate_input_is_one_line(tree, args, message):
+    before = _files(tree)
+    proc = run(*(a.format(tmp=tree) for a in args),
+               env={"NETFRONTIER_PROFILES": str(tree / "profiles"),
+                    "NETFRONTIER_STORE": str(tree / "s.sqlite")})
+    _one_error_line(proc, message)
+    assert _files(tree) == before and not (tree / "profiles").exists()
+
+
+def test_out_that_cannot_be_created_is_refused():
+    for cmd in (("calibrate", "--name", "x"), ("validate", "--hw", "cpu-2core-fp32-eager",
+                                               "--measurements", str(ZOO))):
+        _one_error_line(run(*cmd, "--out", "/dev/null/sub"), "'/dev/null/sub' cannot be created")
+
+
+def test_refused_fit_writes_nothing(tmp_path):
+    bad = tmp_path / "stalled.jsonl"
+    bad.write_text("".join(json.dumps(r) + "\n" for r in stalled_every_other(quick(records()))))
+    out = tmp_path / "out"
+    proc = run("calibrate", "--name", "q", "--refit", str(bad), "--onchip-mb", "32",
+               "--out", str(out))
+    _one_error_line(proc, "calibration refused: the fitted profile misses its own")
+    assert _files(out) == []
+
+
+def test_calibrate_writes_a_user_profile_that_hw_finds_by_name(tmp_path):
+    env = {"NETFRONTIER_PROFILES": str(tmp_path / "profiles")}
+    proc = run("calibrate", "--name", "my-cpu", "--refit", str(RAW), "--onchip-mb", "32", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "profiles" / "my-cpu.yaml").is_file()
+    assert (tmp_path / "profiles" / "my-cpu.calibration.jsonl").is_file()
+    shown = run("hw", "show", "my-cpu", env=env)
+    assert shown.returncode == 0 and "calibrated profile" in shown.stdout, shown.stderr

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
-from netfrontier.cli import app
+from netfrontier.cli import app, common
 
 console = Console()
 err = Console(stderr=True)
@@ -85,6 +86,9 @@ def bench(
             sink.close()
 
 
+PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
 @app.command()
 def calibrate(
     name: str = typer.Option(..., "--name", help="profile name, e.g. cpu-2core-fp32-eager"),
@@ -94,26 +98,64 @@ def calibrate(
     batch: str = typer.Option("1", help="batch sizes the suite covers, e.g. 1,8,32"),
     onchip_mb: float = typer.Option(None, "--onchip-mb", help="last-level cache (default: read)"),
     refit: Path = typer.Option(None, "--refit", help="fit from a raw .calibration.jsonl instead"),
-    quick: bool = typer.Option(False, help="a third of the suite (for smoke tests)"),
+    quick: bool = typer.Option(False, help="a third of the suite (for smoke tests); with "
+                               "--refit, fit only those cases of the file"),
     min_time: float = typer.Option(0.2, "--min-time", help="seconds of timed runs per case"),
-    out: Path = typer.Option(Path("."), "--out", help="directory for the profile and raw data"),
+    out: Path = typer.Option(None, "--out", help="directory for the profile and raw data "
+                             "(default: the user profile directory, where --hw NAME finds it)"),
 ) -> None:
     """Fit a device profile from single-operator micro-benchmarks (never from the zoo)."""
     from netfrontier.measure.calibrate import fit_profile, load_records, run_suite, write_profile
 
-    if refit:
-        records = load_records(refit)
-    else:
-        with _progress(f"calibrating {device} {runtime} {dtype}") as cb:
-            records = run_suite(device, runtime, dtype, _batches(batch), quick=quick,
-                                min_time_s=min_time, progress=cb)
+    out = _check_calibrate_options(name, device, runtime, dtype, onchip_mb, min_time, out)
+    batches = _batches(batch)
+    records = load_records(refit) if refit else None
+    if records and quick:  # what a quick run would have timed: its figures, reproducibly
+        from netfrontier.measure.microbench import suite
+
+        names = {c.name for c in suite(batches, quick=True)}
+        records = [r for r in records if r["case"] in names]
+    common.check_out_dir(out)
+    if records is None:
+        with _progress(f"calibrating {device} {runtime} {dtype}") as bar:
+            records = run_suite(device, runtime, dtype, batches, quick=quick,
+                                min_time_s=min_time, progress=bar.update)
     cache = (onchip_mb * 2**20) if onchip_mb else _llc_bytes(device)
     spec = fit_profile(records, name, cache)
     yaml_path, raw_path = write_profile(spec, records, out)
     cal = spec["calibration"]
-    console.print(f"{name}: peak {spec['macs_per_cycle']} GMAC/s, bandwidth "
-                  f"{spec['dram_bytes_per_s'] / 1e9:.1f} GB/s, {len(cal['efficiency'])} kinds fitted")
-    console.print(f"wrote {yaml_path} and {raw_path}")
+    common.console.print(f"{name}: peak {spec['macs_per_cycle']} GMAC/s, bandwidth "
+                         f"{spec['dram_bytes_per_s'] / 1e9:.1f} GB/s, "
+                         f"{len(cal['efficiency'])} kinds fitted", highlight=False)
+    common.console.print(f"wrote {yaml_path} and {raw_path}", highlight=False)
+
+
+def _check_calibrate_options(name: str, device: str, runtime: str, dtype: str,
+                             onchip_mb: float | None, min_time: float, out: Path | None) -> Path:
+    """Every calibrate option checked before the suite runs (minutes); returns the output
+    directory. The name becomes a file name and, in the user profile directory, a --hw name
+    that must not hide a shipped preset."""
+    from netfrontier.errors import OptionError
+    from netfrontier.hardware.registry import preset_names, profile_dir
+    from netfrontier.measure.calibrate import BYTES
+
+    if not PROFILE_NAME.fullmatch(name):
+        raise OptionError(f"--name '{name}' is not a plain file name (letters, digits, '.', "
+                          "'_' and '-', starting with a letter or digit, at most 64)")
+    if runtime not in ("eager", "cudagraph", "compile"):
+        raise OptionError(f"unknown runtime '{runtime}' (use eager, cudagraph or compile)")
+    if dtype not in BYTES:
+        raise OptionError(f"unknown dtype '{dtype}' (use {', '.join(BYTES)})")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise OptionError(f"unknown device '{device}' (use cpu or cuda)")
+    common.check_number("min-time", min_time, lo=0, lo_open=True)
+    common.check_number("onchip-mb", onchip_mb, lo=0, lo_open=True)
+    if out is None:
+        if name in preset_names():
+            raise OptionError(f"--name '{name}' is a shipped preset; a user profile may not "
+                              "hide it: choose another name (or pass --out to write elsewhere)")
+        out = profile_dir()
+    return out
 
 
 def _llc_bytes(device: str) -> float:
@@ -134,20 +176,43 @@ def _llc_bytes(device: str) -> float:
 
 
 class _progress:
-    def __init__(self, label: str):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    """Progress of a long job on stderr: a transient rich bar on a terminal; elsewhere (a pipe,
+    a log file), where that bar shows nothing, a plain line at every tenth of the work, so
+    that a run of minutes is never silent. `update(item, done, total)` after each item."""
 
-        self.bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.description}"), console=err, transient=True)
-        self.task = None
+    def __init__(self, label: str):
+        self.label, self.done, self.total, self.shown = label, 0, None, -1
+        self.bar = None
+        if common.err.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self.bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.description}"), console=common.err,
+                                transient=True)
 
     def __enter__(self):
-        self.bar.__enter__()
-        self.task = self.bar.add_task("", total=None)
-        return lambda case, i, n: self.bar.update(self.task, completed=i, total=n, description=case)
+        if self.bar:
+            self.bar.__enter__()
+            self.task = self.bar.add_task("", total=None)
+        return self
 
     def __exit__(self, *exc):
-        return self.bar.__exit__(*exc)
+        return self.bar.__exit__(*exc) if self.bar else False
+
+    def set_total(self, total: int) -> None:
+        self.total = total
+
+    def update(self, item: str, done: int | None = None, total: int | None = None) -> None:
+        self.done = self.done + 1 if done is None else done
+        self.total = total or self.total
+        if self.bar:
+            self.bar.update(self.task, completed=self.done, total=self.total, description=item)
+            return
+        tenth = 10 * self.done // self.total if self.total else self.done
+        if tenth > self.shown:
+            self.shown = tenth
+            common.err.print(f"{self.label}: {self.done}/{self.total or '?'} {item}",
+                             markup=False, highlight=False)
 
 
 @app.command()
@@ -163,23 +228,26 @@ def validate(
     from netfrontier.measure.validate import load_measurements, plot_validation, validate as run
     from netfrontier.store import Store
 
+    batches = _batches(batch)
     spec = get_hardware(hw)
     meas = load_measurements(measurements)
+    common.check_out_dir(out)
     db = Store(store)
-    for b in _batches(batch):
-        rows, stats = run(spec, meas, b, store=db)
-        console.print(
+    for b in batches:
+        with _progress(f"costing the zoo on {spec.name}, batch {b}") as bar:
+            rows, stats = run(spec, meas, b, store=db, progress=bar.update,
+                              on_total=bar.set_total)
+        common.console.print(
             f"{spec.name} batch {b}: {stats['models']} models, Spearman {stats['spearman']:.3f} "
             f"(MACs alone: {stats['spearman_macs']:.3f}), median |error| "
             f"{stats['mdape_pct']:.1f}%, within ±10%: {stats['within_10_pct']:.0f}%, "
-            f"within ±20%: {stats['within_20_pct']:.0f}%")
+            f"within ±20%: {stats['within_20_pct']:.0f}%", highlight=False)
         if out:
             import csv
             import io
 
             from netfrontier.report import write_atomic
 
-            out.mkdir(parents=True, exist_ok=True)
             stem = out / f"validation_{spec.name}_b{b}"
             buf = io.StringIO()
             w = csv.DictWriter(buf, fieldnames=list(rows[0]))
