@@ -86,6 +86,41 @@ def test_hw_list_and_show():
     assert "Jouppi" in out and "clock_hz" in out
 
 
+def test_piped_output_is_whole_rows():
+    """Piped (not a terminal): one unwrapped row per item, whatever COLUMNS says."""
+    env_narrow = dict(os.environ, COLUMNS="40")
+    call = [sys.executable, "-c", "from netfrontier.cli import main; main()"]
+
+    def piped(*args):
+        return subprocess.run(call + list(args), capture_output=True, text=True,
+                              env=env_narrow, timeout=300).stdout
+
+    listing = piped("hw", "list")
+    assert sum("img-series4-1core" in ln.split() for ln in listing.splitlines()) == 1
+    names = [json.loads(piped("hw", "list", "--json"))[i]["name"] for i in range(3)]
+    assert all(n in listing for n in names)
+    show = piped("hw", "show", "img-series4-1core")
+    assert "clock_hz              1.5 GHz" in show and "1 MiB" in show
+    assert not any(r in show for r in ("{'int8'", "Fallback(host", "Calibration(", "(4, 5"))
+    spec = json.loads(piped("hw", "show", "img-series4-1core", "--json"))
+    assert spec["clock_hz"] == 1.5e9 and spec["macs_per_cycle"]["int8"] == 4096
+    table = piped("analyze", "vit_b_32", "--hw", "tpu-v1")
+    row = next(ln for ln in table.splitlines() if ln.startswith("encoder.layers.encoder_layer_0.ln_1"))
+    assert row.rstrip().endswith("unsupported") and "layernorm" in row
+
+
+def test_quantize_table_keeps_whole_names(capsys):
+    from netfrontier.cli.compress_cmds import _print_table
+
+    _print_table([{"model": "efficientnet_lite0", "variant": "W4A8", "method": "PTQ",
+                   "cost": {"img-series4-1core": {"improvement_latency": 1.2,
+                                                  "improvement_dram": 1.5,
+                                                  "improvement_energy": 1.4}}}],
+                 ["img-series4-1core", "img-series4-8core"])
+    out = capsys.readouterr().out
+    assert "efficientnet_lite0" in out and "img-series4-8core" in out and "…" not in out
+
+
 def test_zoo_writes_outputs_and_reuses_the_store(tmp_path):
     store = tmp_path / "zoo.sqlite"
     out = tmp_path / "report"

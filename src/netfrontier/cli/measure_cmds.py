@@ -44,7 +44,7 @@ def bench(
     store: Path = typer.Option(None, "--store", help="SQLite store (default: user cache)"),
 ) -> None:
     """Measure real latency (median, p90, min) with warm-up and synchronised timing."""
-    from netfrontier.errors import OptionError
+    from netfrontier.errors import MeasurementError, OptionError
     from netfrontier.measure.bench import bench_many
     from netfrontier.measure.timing import DTYPES, RUNTIMES, Budget
     from netfrontier.store import Store
@@ -58,17 +58,24 @@ def bench(
         raise OptionError(f"unknown device '{device}' (use cpu or cuda)")
     if (model is None) == (not zoo):
         raise OptionError("name one MODEL or pass --zoo")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise MeasurementError(f"--device {device}: no CUDA device on this machine")
+    common.check_out_dir(out)
     db = Store(store)
     names = [e.name for e in cached_zoo_entries(db, filter)] if zoo else [model]
     budget = Budget(min_time_s=min_time, min_runs=min_runs)
     sink = None
     if out:
-        out.mkdir(parents=True, exist_ok=True)
         sink = open(out / "measurements.jsonl", "a")
+    failed = []
 
     def report(name, m, error):
         if m is None:
             err.print(f"[red]skipped {name}: {error}[/red]")
+            failed.append(name)
             return
         console.print(f"{name:45s} b{m.batch:<3d} median {m.median_s * 1e3:9.3f} ms  "
                       f"p90 {m.p90_s * 1e3:9.3f}  min {m.min_s * 1e3:9.3f}  ({m.runs} runs)")
@@ -84,6 +91,10 @@ def bench(
     finally:
         if sink:
             sink.close()
+    if failed:
+        raise MeasurementError(f"{len(failed)} of {len(names) * len(_batches(batch))} "
+                               f"benchmarks failed ({', '.join(sorted(set(failed))[:5])}"
+                               f"{', ...' if len(set(failed)) > 5 else ''}); the rest are kept")
 
 
 PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
