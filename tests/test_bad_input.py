@@ -111,3 +111,10 @@ def test_bench_on_cuda_without_cuda_is_an_error(tmp_path):
         pytest.skip("this machine has CUDA")
     one_error(nf("bench", "squeezenet1_0", "--device", "cuda", "--store", tmp_path / "s.sqlite"),
               "no CUDA device")
+
+
+def test_eval_shows_progress_in_a_pipe(tmp_path):
+    proc = nf("eval", "efficientnet_lite0", "--data", _dataset(tmp_path), "--batch-size", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "decoding images for efficientnet_lite0: 1/1" in proc.stderr
+    assert "evaluating efficientnet_lite0: 1/1" in proc.stderr

@@ -227,15 +227,15 @@ def test_user_profiles_are_found_by_name_after_the_shipped_presets(monkeypatch, 
 # ---- progress when stderr is not a terminal ---------------------------------------------------
 
 def test_progress_in_a_pipe_is_a_line_every_tenth(capsys):
-    from netfrontier.cli.measure_cmds import _progress
+    from netfrontier.cli.common import Progress
 
-    with _progress("calibrating") as bar:
+    with Progress("calibrating") as bar:
         for i in range(1, 247):
             bar.update(f"case{i}", i, 246)
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 11 and lines[0] == "calibrating: 1/246 case1"
     assert lines[-1] == "calibrating: 246/246 case246"
-    with _progress("costing") as bar:  # zoo_rows style: a total, then one call per item
+    with Progress("costing") as bar:  # zoo_rows style: a total, then one call per item
         bar.set_total(20)
         for i in range(20):
             bar.update(f"m{i}")

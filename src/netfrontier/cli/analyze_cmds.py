@@ -9,7 +9,8 @@ from pathlib import Path
 import typer
 from netfrontier.cli import app
 from netfrontier.cli.common import check_positive as _check_positive
-from netfrontier.cli.common import check_number, check_out_dir, console, err, print_table, si
+from netfrontier.cli.common import (Progress, check_number, check_out_dir, console, err,
+                                    print_table, si)
 
 
 @app.command()
@@ -73,8 +74,6 @@ def zoo(
     store: Path = typer.Option(None, "--store", help="SQLite store (default: user cache)"),
 ) -> None:
     """Cost the whole zoo, draw the frontier, write results.csv, plots and report.html."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from netfrontier.hardware.registry import get_hardware
     from netfrontier.store import Store, tool_version
     from netfrontier.zoo import write_zoo_report, zoo_rows
@@ -83,12 +82,9 @@ def zoo(
     check_out_dir(out)
     spec = get_hardware(hw)
     db = Store(store)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err, transient=True) as bar:
-        task = bar.add_task(f"costing on {spec.name}", total=None)
+    with Progress(f"costing the zoo on {spec.name}") as bar:
         rows = zoo_rows(spec, filter, wbits=wbits, abits=abits, batch=batch, store=db,
-                        progress=lambda name: bar.advance(task),
-                        on_total=lambda n: bar.update(task, total=n))
+                        progress=bar.update, on_total=bar.set_total)
     _attach_measurements(rows, db, spec)
     meta = {"hardware": spec.name, "description": spec.description,
             "peak_ops_per_s": 2 * spec.peak_macs_per_s(rows[0]["precision"]),

@@ -92,3 +92,44 @@ def check_out_dir(path: Path | None, option: str = "--out") -> Path | None:
     if not os.access(p, os.W_OK | os.X_OK):
         raise OptionError(f"{option} '{p}' is not writable")
     return p
+
+
+class Progress:
+    """Progress of a long job on stderr: a transient rich bar on a terminal; elsewhere (a pipe,
+    a log file), where that bar shows nothing, a plain line at every tenth of the work, so
+    that a run of minutes is never silent. `update(item, done, total)` after each item."""
+
+    def __init__(self, label: str):
+        self.label, self.done, self.total, self.shown = label, 0, None, -1
+        self.bar = None
+        if err.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self.bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.description}"), console=err,
+                                transient=True)
+
+    def __enter__(self):
+        if self.bar:
+            self.bar.__enter__()
+            self.task = self.bar.add_task("", total=None)
+        return self
+
+    def __exit__(self, *exc):
+        return self.bar.__exit__(*exc) if self.bar else False
+
+    def set_total(self, total: int) -> None:
+        self.total = total
+
+    def update(self, item: str, done: int | None = None, total: int | None = None) -> None:
+        self.done = self.done + 1 if done is None else done
+        self.total = total or self.total
+        if self.bar:
+            self.bar.update(self.task, completed=self.done, total=self.total, description=item)
+            return
+        tenth = 10 * self.done // self.total if self.total else self.done
+        if tenth > self.shown:
+            self.shown = tenth
+            tail = f" {item}" if item else ""
+            err.print(f"{self.label}: {self.done}/{self.total or '?'}{tail}",
+                             markup=False, highlight=False)

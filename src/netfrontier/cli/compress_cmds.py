@@ -7,13 +7,9 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 from netfrontier.cli import app
-from netfrontier.cli.common import check_out_dir, print_table
-
-console = Console()
-err = Console(stderr=True)
+from netfrontier.cli.common import Progress, check_out_dir, console, err, print_table
 
 
 def _bits_list(text: str, what: str) -> tuple[int, ...]:
@@ -55,8 +51,13 @@ def eval_cmd(
         raise OptionError("--batch-size and --threads must be at least 1")
     pre = load_pretrained(model, weights=str(weights) if weights else None, arch=arch)
     t = time.time()
-    images = load_images(data, pre.preprocess, limit=limit)
-    acc = evaluate(pre.model, images, batch_size=batch_size, threads=threads)
+    with Progress(f"decoding images for {pre.name}") as bar:
+        images = load_images(data, pre.preprocess, limit=limit,
+                             progress=lambda i, n: bar.update("", i, n))
+    with Progress(f"evaluating {pre.name}") as bar:
+        bar.set_total(len(images))
+        acc = evaluate(pre.model, images, batch_size=batch_size, threads=threads,
+                       progress=lambda k: bar.update("", bar.done + k))
     out = {"model": pre.name, **acc.to_dict(), "resolution": pre.resolution,
            "preprocess": {"resize": pre.preprocess.resize, "crop": pre.preprocess.crop,
                           "mean": pre.preprocess.mean, "std": pre.preprocess.std},

@@ -51,7 +51,8 @@ def hw_list(as_json: bool = typer.Option(False, "--json", help="print JSON")) ->
 
 
 _UNITS = {"clock_hz": "Hz", "dram_bytes_per_s": "B/s", "pj_per_dram_byte": "pJ/B",
-          "pj_per_sram_byte": "pJ/B", "pj_per_vector_op": "pJ", "op_overhead_s": "s", "ops_per_s": "op/s",
+          "pj_per_sram_byte": "pJ/B", "pj_per_vector_op": "pJ", "op_overhead_s": "s",
+          "ops_per_s": "op/s",
           "overhead_s": "s", "transfer_bytes_per_s": "B/s", "pj_per_op": "pJ"}
 
 

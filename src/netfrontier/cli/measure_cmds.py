@@ -128,7 +128,7 @@ def calibrate(
         records = [r for r in records if r["case"] in names]
     common.check_out_dir(out)
     if records is None:
-        with _progress(f"calibrating {device} {runtime} {dtype}") as bar:
+        with common.Progress(f"calibrating {device} {runtime} {dtype}") as bar:
             records = run_suite(device, runtime, dtype, batches, quick=quick,
                                 min_time_s=min_time, progress=bar.update)
     cache = (onchip_mb * 2**20) if onchip_mb else _llc_bytes(device)
@@ -186,46 +186,6 @@ def _llc_bytes(device: str) -> float:
         return 8 * 2**20
 
 
-class _progress:
-    """Progress of a long job on stderr: a transient rich bar on a terminal; elsewhere (a pipe,
-    a log file), where that bar shows nothing, a plain line at every tenth of the work, so
-    that a run of minutes is never silent. `update(item, done, total)` after each item."""
-
-    def __init__(self, label: str):
-        self.label, self.done, self.total, self.shown = label, 0, None, -1
-        self.bar = None
-        if common.err.is_terminal:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-            self.bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.description}"), console=common.err,
-                                transient=True)
-
-    def __enter__(self):
-        if self.bar:
-            self.bar.__enter__()
-            self.task = self.bar.add_task("", total=None)
-        return self
-
-    def __exit__(self, *exc):
-        return self.bar.__exit__(*exc) if self.bar else False
-
-    def set_total(self, total: int) -> None:
-        self.total = total
-
-    def update(self, item: str, done: int | None = None, total: int | None = None) -> None:
-        self.done = self.done + 1 if done is None else done
-        self.total = total or self.total
-        if self.bar:
-            self.bar.update(self.task, completed=self.done, total=self.total, description=item)
-            return
-        tenth = 10 * self.done // self.total if self.total else self.done
-        if tenth > self.shown:
-            self.shown = tenth
-            common.err.print(f"{self.label}: {self.done}/{self.total or '?'} {item}",
-                             markup=False, highlight=False)
-
-
 @app.command()
 def validate(
     hw: str = typer.Option(..., "--hw", help="calibrated profile (name or YAML)"),
@@ -245,7 +205,7 @@ def validate(
     common.check_out_dir(out)
     db = Store(store)
     for b in batches:
-        with _progress(f"costing the zoo on {spec.name}, batch {b}") as bar:
+        with common.Progress(f"costing the zoo on {spec.name}, batch {b}") as bar:
             rows, stats = run(spec, meas, b, store=db, progress=bar.update,
                               on_total=bar.set_total)
         common.console.print(
