@@ -314,7 +314,8 @@ def test_qat_learning_rate_is_chosen_on_the_tune_half_only(trained):
 
 
 def test_qat_feature_distillation_taps_the_batch_norms_and_trains(trained):
-    from netfrontier.compress.qat import _Taps, feature_loss, feature_taps
+    from netfrontier.compress.distill import Taps as _Taps, feature_loss
+    from netfrontier.compress.qat import feature_taps
 
     x = next(trained[1].batches(40))
     assert feature_taps(trained[0], x[:1]) == ["1", "4", "7"]  # the BNs after the three convs
