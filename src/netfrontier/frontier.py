@@ -60,17 +60,24 @@ def fit_tradeoff_line(cost, top1, on_front, objective: str = "") -> TradeoffLine
     return TradeoffLine(objective, float(slope), float(intercept), int(len(cost)))
 
 
+ON_IMAGENET_SCALE = ("reference", "estimated")
+
+
 def comparable_top1(rows: list[dict]) -> np.ndarray:
     """Top-1 per row, NaN where it is not comparable with the rest.
 
     Published ImageNet-1k validation figures ("reference: ...") and accuracies measured on
     another image set (e.g. the 1,000-image sample, which scores higher) are different scales:
-    when reference figures exist, only they take part in frontiers and recommendations.
+    when reference figures exist, only they take part in frontiers and recommendations, with
+    the "estimated" figures of compressed networks (a parent's published top-1 minus the drop
+    measured on held-out images), which are on the same scale.
     """
-    has_ref = any(str(r.get("top1_source", "")).startswith("reference") for r in rows)
-    return np.array([r["top1"] if r.get("top1") is not None and (
-        not has_ref or str(r.get("top1_source", "")).startswith("reference")) else np.nan
-        for r in rows], float)
+    def on_scale(r):
+        return str(r.get("top1_source", "")).startswith(ON_IMAGENET_SCALE)
+
+    has_ref = any(on_scale(r) for r in rows)
+    return np.array([r["top1"] if r.get("top1") is not None and (not has_ref or on_scale(r))
+                     else np.nan for r in rows], float)
 
 
 def annotate(rows: list[dict]) -> tuple[list[dict], dict[str, TradeoffLine | None]]:
