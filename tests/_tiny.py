@@ -49,3 +49,46 @@ def train_fp32(model: nn.Module, data: LabelledImages, epochs: int = 30, seed: i
             loss.backward()
             opt.step()
     return model.eval()
+
+
+class _SE(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Conv2d(c, 4, 1), nn.Conv2d(4, c, 1)
+
+    def forward(self, x):
+        return x * torch.sigmoid(self.fc2(torch.relu(self.fc1(x.mean((2, 3), keepdim=True)))))
+
+
+class _MBConv(nn.Module):
+    """Expand 1x1, depthwise 3x3, squeeze-and-excitation, project 1x1, residual."""
+
+    def __init__(self, c: int, e: int):
+        super().__init__()
+        self.expand = nn.Sequential(nn.Conv2d(c, e, 1, bias=False), nn.BatchNorm2d(e), nn.ReLU6())
+        self.dw = nn.Sequential(nn.Conv2d(e, e, 3, padding=1, groups=e, bias=False),
+                                nn.BatchNorm2d(e), nn.ReLU6())
+        self.se = _SE(e)
+        self.project = nn.Sequential(nn.Conv2d(e, c, 1, bias=False), nn.BatchNorm2d(c))
+
+    def forward(self, x):
+        return x + self.project(self.se(self.dw(self.expand(x))))
+
+
+class TinyMobile(nn.Module):
+    """The motifs channel pruning must keep consistent: residual adds, depthwise convs,
+    squeeze-and-excitation and a concatenation."""
+
+    def __init__(self, classes: int = 6):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1, bias=False),
+                                  nn.BatchNorm2d(16), nn.ReLU6())
+        self.b1, self.b2 = _MBConv(16, 96), _MBConv(16, 128)
+        self.side = nn.Sequential(nn.Conv2d(16, 24, 1, bias=False), nn.BatchNorm2d(24), nn.ReLU())
+        self.head = nn.Sequential(nn.Conv2d(40, 64, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU6())
+        self.fc = nn.Linear(64, classes)
+
+    def forward(self, x):
+        x = self.b2(self.b1(self.stem(x)))
+        x = self.head(torch.cat([x, self.side(x)], 1))
+        return self.fc(x.mean((2, 3)))
