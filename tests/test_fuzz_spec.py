@@ -72,6 +72,7 @@ def mutate(d: dict, ops) -> dict:
     """Apply (path index, operation, argument) triples to a copy of a preset mapping."""
     d = copy.deepcopy(d)
     for where, op, arg in ops:
+        arg = copy.deepcopy(arg)  # NASTY's dicts and lists are shared: never nest one in itself
         paths = _paths(d)
         if not paths:
             break

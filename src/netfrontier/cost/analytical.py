@@ -6,11 +6,25 @@ compute  MAC rows fold their loop dimensions (m, n, c, r, g) onto the array's ti
          division, so a depthwise conv on a channel-parallel array pays for the idle lanes;
          independent output tiles are spread over the cores in waves. Vector rows run on the
          vector unit. A calibrated profile replaces the tile model by fitted efficiencies.
+cores    `core_mode: split` (default) spreads one inference's output tiles over the cores.
+         `core_mode: images` gives each core whole images of its own (Vitis AI runs one image
+         per DPU core): a batch of B uses n = min(B, cores) cores, each computing ceil(B/n)
+         images with its own share of on-chip memory (onchip_bytes / cores, weight buffer
+         likewise) and fetching the weights itself, so weight traffic is n times one core's;
+         batch-1 latency is one core's.
 memory   a tensor stays on chip when everything alive during its lifetime fits in the activation
          part of on-chip memory, or when its single consumer can stream it in row bands (fused
-         chains such as depthwise → pointwise); otherwise it is written to DRAM once and read by
+         chains such as depthwise → pointwise; `fuse_depthwise: false` forbids it for tensors a
+         depthwise layer produces or consumes); otherwise it is written to DRAM once and read by
          each consumer. Weights are read once per inference, more when neither weights nor
          input fit and the layer must be tiled (the cheaper of weight- or input-stationary).
+params   `param_memory_bytes` > 0 is an on-chip parameter store that keeps weights across
+         inferences (the Edge TPU's parameter cache): the layers in execution order up to the
+         first whose weights no longer fit (running total ≤ capacity) keep theirs there; they
+         cost no external traffic and never force tiling. The weights of every later layer stream in from external memory
+         on each inference (for an Edge TPU, host memory over USB or PCIe: dram_bytes_per_s).
+bandwidth  DRAM time = bytes / min(dram_bytes_per_s, active cores × core_dram_bytes_per_s):
+         one core draws at most what its own ports carry (0: no per-core limit).
 latency  max(compute, memory) + per-layer overhead; ops the hardware does not run go to the
          fallback host, through DRAM, at its stated rate.
 energy   MACs × pJ/MAC at the row's precision + vector ops + on-chip bytes + DRAM bytes × pJ.
@@ -26,7 +40,7 @@ from netfrontier.graph.types import MAC_KINDS, OP_KINDS, OpGraph
 from netfrontier.hardware.spec import LOOP_DIMS, HardwareSpec
 
 # Bump when the model's arithmetic or its totals change: stored cost results are keyed on it.
-MODEL_REVISION = 4
+MODEL_REVISION = 5
 _BOUND_NAMES = np.array(BOUNDS, dtype=object)
 
 
@@ -83,6 +97,15 @@ class AnalyticalCostModel(CostModel):
         hw_mask = np.array([k in hw.supported_ops for k in OP_KINDS])
         unsupported = (t.kind_mask & ~hw_mask).any(axis=1)
 
+        # cores: split one inference's tiles, or give each core whole images of its own
+        images = hw.core_mode == "images"
+        if images:
+            active = min(max(t.batch, 1), hw.cores)
+            share = _ceil_div(max(t.batch, 1), active) / max(t.batch, 1)  # of the batch, per core
+            tile_cores, mem_cores = 1, hw.cores
+        else:
+            active, share, tile_cores, mem_cores = hw.cores, 1.0, hw.cores, 1
+
         # compute time
         tile = np.where(t.is_depthwise[:, None],
                         np.array([hw.tile_depthwise[d] for d in LOOP_DIMS]),
@@ -92,19 +115,25 @@ class AnalyticalCostModel(CostModel):
         tiles = folds[:, 0] * folds[:, 1] * folds[:, 4]
         per_tile = tile[:, 0] * tile[:, 1] * tile[:, 4] * folds[:, 2] * tile[:, 2] * \
             folds[:, 3] * tile[:, 3]
-        cycles = _ceil_div(tiles, hw.cores) * per_tile / rate
-        mac_s = cycles / hw.clock_hz / hw.mapping_efficiency
-        vec_s = t.vector_ops / (hw.vector_ops_per_cycle * hw.cores * hw.clock_hz)
+        cycles = _ceil_div(tiles, tile_cores) * per_tile / rate
+        mac_s = cycles * share / hw.clock_hz / hw.mapping_efficiency
+        vec_s = t.vector_ops * share / (hw.vector_ops_per_cycle * tile_cores * hw.clock_hz)
         compute = np.where(t.is_mac, mac_s, vec_s)
         overhead = np.full(rows, hw.op_overhead_s)
 
-        # which tensors stay on chip
-        act_cap = max(hw.onchip_bytes - hw.weight_buffer_bytes, 0.0)
+        # which tensors stay on chip (per core in images mode, for that core's share)
+        wbuf = hw.weight_buffer_bytes / mem_cores
+        act_cap = max(hw.onchip_bytes - hw.weight_buffer_bytes, 0.0) / mem_cores
         t_bytes = t.out_elems * abytes
-        resident = t.peak_live * abytes <= act_cap
+        resident = t.peak_live * abytes * share <= act_cap
+        w = t.weight_elems * wbytes
+        cached = _param_cached(w, hw.param_memory_bytes)
         next_wbytes = np.append(wbytes[1:], wbytes[-1:])
-        streamed = (t.stream_elems > 0) & (t.stream_elems * abytes <= act_cap) & \
-            (t.stream_weight_elems * next_wbytes <= hw.weight_buffer_bytes)
+        next_cached = np.append(cached[1:], False)
+        streamed = (t.stream_elems > 0) & (t.stream_elems * abytes * share <= act_cap) & \
+            ((t.stream_weight_elems * next_wbytes <= wbuf) | next_cached)
+        if not hw.fuse_depthwise:
+            streamed &= ~(t.is_depthwise | np.append(t.is_depthwise[1:], False))
         spilled = ~(resident | streamed) | t.is_output | unsupported
         spilled[t.in_tensors[unsupported[t.in_rows]]] = True
 
@@ -114,13 +143,19 @@ class AnalyticalCostModel(CostModel):
         act_read = np.bincount(t.in_rows, weights=np.where(spilled[t.in_tensors], pair_bytes, 0.0),
                                minlength=rows) + t.graph_input_elems * abytes
         act_write = np.where(spilled, t_bytes, 0.0)
-        w = t.weight_elems * wbytes
-        sw = max(hw.weight_buffer_bytes, 1.0)
+        # one core's traffic for its share of the batch, then all active cores' (images mode)
+        core_read, w_ext = act_read * share, np.where(cached, 0.0, w)
+        sw = max(wbuf, 1.0)
         sa = max(act_cap, 1.0)
-        tiled = (w > sw) & (act_read > sa)
-        refetch = np.minimum(w + act_read * np.ceil(w / sw), act_read + w * np.ceil(act_read / sa))
-        dram = np.where(tiled, refetch, w + act_read) + act_write
-        memory = dram / hw.dram_bytes_per_s
+        tiled = (w_ext > sw) & (core_read > sa)
+        refetch = np.minimum(w_ext + core_read * np.ceil(w_ext / sw),
+                             core_read + w_ext * np.ceil(core_read / sa))
+        core_dram = np.where(tiled, refetch, w_ext + core_read) + act_write * share
+        dram = core_dram * active if images else core_dram
+        bandwidth = hw.dram_bytes_per_s
+        if hw.core_dram_bytes_per_s:
+            bandwidth = min(bandwidth, active * hw.core_dram_bytes_per_s)
+        memory = dram / bandwidth
 
         cal = hw.calibration
         if (cal.efficiency or cal.overhead_s) and not cal.device_s:
@@ -146,7 +181,7 @@ class AnalyticalCostModel(CostModel):
             unsupported, (t.macs + t.vector_ops) * fb.pj_per_op,
             t.macs * pj_mac + t.vector_ops * e["pj_per_vector_op"] + sram * e["pj_per_sram_byte"]
         ) + dram * e["pj_per_dram_byte"]
-        peak_row = rate * hw.cores * hw.clock_hz
+        peak_row = rate * active * hw.clock_hz
         util = np.where(t.is_mac & (latency > 0), t.macs / np.maximum(latency * peak_row, 1e-30), 0.0)
         # the array's own occupancy while computing (mapping losses only, no memory stalls)
         array_util = np.where(t.is_mac & (compute > 0), t.macs / np.maximum(compute * peak_row,
@@ -181,6 +216,12 @@ class AnalyticalCostModel(CostModel):
                          resolution=graph.resolution, wbits=wbits, abits=abits,
                          precision=precision, macs=int(t.macs.sum()), params=graph.params,
                          columns=columns, graph_digest=graph.digest, spec_digest=hw.digest)
+
+
+def _param_cached(w: np.ndarray, capacity: float) -> np.ndarray:
+    """Rows whose weights the on-chip parameter store keeps: the layers in execution order
+    up to the first one that no longer fits (the running total of weight bytes ≤ capacity)."""
+    return (np.cumsum(w) <= capacity) & (w > 0) if capacity > 0 else np.zeros(len(w), bool)
 
 
 def _check_finite(hw: HardwareSpec, names, *columns) -> None:

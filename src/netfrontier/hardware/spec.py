@@ -66,6 +66,10 @@ class Calibration:
     switch_s: float = 0.0  # more kernel time when a kernel follows one of another class
     runtime: str = ""
     below: str = "flat"  # below the first knot: "flat" (a floor) or "proportional"
+    # Reference micro-benchmarks timed when the profile was fitted (case name -> median
+    # seconds): `calibrate --reanchor` re-times them and rescales the profile, `validate`
+    # re-times them to say when the machine has drifted from the profile (measure/calibrate.py).
+    anchors: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,12 @@ class HardwareSpec:
     calibration: Calibration = field(default_factory=Calibration)
     fusion: str = "full"  # "full": conv+BN+activation and chains fused; "none": one row per op
     overhead_mode: str = "add"  # "add": overhead + busy; "max": host issue overlaps device work
+    # "split": one inference's output tiles are spread over the cores; "images": each core runs
+    # whole images of its own (Vitis AI on a multi-core DPU), so batch-1 latency is one core's
+    core_mode: str = "split"
+    core_dram_bytes_per_s: float = 0.0  # the most one core can draw (its AXI ports); 0: no limit
+    param_memory_bytes: float = 0.0  # on-chip parameter store kept across inferences (Edge TPU)
+    fuse_depthwise: bool = True  # a depthwise layer streams to/from its neighbours on chip
     path: str = ""
 
     @cached_property
@@ -137,7 +147,11 @@ _REQUIRED = {
     "supported_ops": list, "fallback": dict, "sources": dict,
 }
 _OPTIONAL = {"tile_depthwise": dict, "energy": dict, "calibration": dict, "version": int,
-             "fusion": str, "overhead_mode": str}
+             "fusion": str, "overhead_mode": str, "core_mode": str,
+             "core_dram_bytes_per_s": float, "param_memory_bytes": float, "fuse_depthwise": bool}
+# optional figures that need a `sources:` entry when a preset sets them
+_SOURCED_IF_SET = ("core_mode", "core_dram_bytes_per_s", "param_memory_bytes")
+CORE_MODES = ("split", "images")
 _SOURCED = ("clock_hz", "cores", "macs_per_cycle", "tile", "vector_ops_per_cycle",
             "mapping_efficiency", "onchip_bytes", "weight_buffer_bytes", "dram_bytes_per_s",
             "op_overhead_s", "weight_bits", "supported_ops", "fallback")
@@ -147,6 +161,7 @@ _RANGES = {
     "mapping_efficiency": (0.01, 1.0), "onchip_bytes": (0, 1e11),
     "weight_buffer_bytes": (0, 1e11), "dram_bytes_per_s": (1e6, 1e14),
     "op_overhead_s": (0, 1e-1), "version": (1, 1),
+    "core_dram_bytes_per_s": (1e6, 1e14), "param_memory_bytes": (0, 1e11),
 }
 _FALLBACK_RANGES = {"ops_per_s": (1e3, 1e17, True), "overhead_s": (0, 10, False),
                     "transfer_bytes_per_s": (1e3, 1e14, True), "pj_per_op": (0, 1e6, False)}
@@ -154,7 +169,7 @@ _ENERGY_HI = 1e6  # pJ: no MAC, vector op or byte costs a microjoule
 _SECONDS_HI = 10.0  # no fixed per-call or per-op time of a calibrated runtime is 10 s
 _LOG10_S = (-15.0, 3.0)  # device_s curves: log10 seconds on both axes
 _CAL_KEYS = {"efficiency", "overhead_s", "fixed_s", "provenance", "device_s", "host_s",
-             "host_view_s", "floor_s", "switch_s", "runtime", "below"}
+             "host_view_s", "floor_s", "switch_s", "runtime", "below", "anchors"}
 
 
 def _typed(path: str, d: dict) -> dict:
@@ -279,7 +294,9 @@ def _calibration(path: str, cal: dict) -> Calibration:
         device_s=device_s, host_s=per_class("host_s", secs), host_view_s=seconds("host_view_s"),
         floor_s=seconds("floor_s"), switch_s=seconds("switch_s"),
         runtime=chk.text(path, "calibration.runtime", cal.get("runtime", "")),
-        below=chk.text(path, "calibration.below", cal.get("below", "flat")))
+        below=chk.text(path, "calibration.below", cal.get("below", "flat")),
+        anchors=per_class("anchors", lambda k, v: chk.number(path, k, v, float, 0, _SECONDS_HI,
+                                                               lo_open=True)))
     if calibration.device_s and calibration.runtime not in ("eager", "graph", "sync"):
         raise chk.fail(path, "'calibration.runtime' must be eager, graph or sync")
     if calibration.below not in ("flat", "proportional"):
@@ -299,13 +316,14 @@ def spec_from_dict(d: dict, path: str = "<dict>") -> HardwareSpec:
     if vals["kind"] not in KINDS:
         raise chk.fail(path, f"'kind' must be one of {', '.join(KINDS)}, got {vals['kind']!r}")
     sources = {k: str(v) for k, v in vals["sources"].items()}
-    missing_src = [k for k in _SOURCED if not sources.get(k, "").strip() or
-                   sources[k] == "None"]
+    missing_src = [k for k in _SOURCED + tuple(k for k in _SOURCED_IF_SET if k in vals)
+                   if not sources.get(k, "").strip() or sources[k] == "None"]
     if missing_src:
         raise chk.fail(path, f"figure '{missing_src[0]}' has no entry under 'sources'")
     mpc, tiles = _macs_and_tiles(path, vals)
     _bits(path, vals)
-    for key, allowed in (("fusion", ("full", "none")), ("overhead_mode", ("add", "max"))):
+    for key, allowed in (("fusion", ("full", "none")), ("overhead_mode", ("add", "max")),
+                         ("core_mode", CORE_MODES)):
         if vals.get(key, allowed[0]) not in allowed:
             raise chk.fail(path, f"'{key}' must be one of {', '.join(allowed)}, "
                                  f"got {vals[key]!r}")
@@ -329,6 +347,10 @@ def spec_from_dict(d: dict, path: str = "<dict>") -> HardwareSpec:
         energy=_energy(path, vals.get("energy", {}), mpc), sources=sources,
         calibration=calibration,
         fusion=vals.get("fusion", "full"), overhead_mode=vals.get("overhead_mode", "add"),
+        core_mode=vals.get("core_mode", "split"),
+        core_dram_bytes_per_s=vals.get("core_dram_bytes_per_s", 0.0),
+        param_memory_bytes=vals.get("param_memory_bytes", 0.0),
+        fuse_depthwise=vals.get("fuse_depthwise", True),
         path=path,
     )
 
