@@ -123,7 +123,7 @@ def test_lite0_checkpoint_roundtrip_and_accuracy(tmp_path):
     assert evaluate(biased.model, data).top1 < 10  # the checkpoint really replaced the weights
 
 
-def test_zoo_lists_efficientnet_lite_with_measured_source():
+def test_zoo_lists_efficientnet_lite_with_published_and_measured_figures():
     from netfrontier.models.efficientnet_lite import MEASURED_FILE
     from netfrontier.models.registry import resolve, zoo_entries
 
@@ -135,7 +135,10 @@ def test_zoo_lists_efficientnet_lite_with_measured_source():
 
     measured = json.loads(MEASURED_FILE.read_text())["models"]
     lite = zoo_entries("efficientnet_lite*")
-    assert [x.name for x in lite] == sorted(measured)  # exactly the measured ones, in order
-    assert [x.name for x in lite][0] == "efficientnet_lite0"
+    assert [x.name for x in lite] == ["efficientnet_lite0", "efficientnet_lite1",
+                                      "efficientnet_lite2"]
+    assert [x.top1 for x in lite] == [75.1, 76.7, 77.6]  # the release's published figures
     for x in lite:
-        assert x.top1_source.startswith("measured: imagenet-sample")
+        assert x.top1_source.startswith("reference: EfficientNet-Lite release")
+        assert x.extra["measured_top1"] == measured[x.name]["top1"]
+        assert x.extra["measured_source"].startswith("measured: imagenet-sample")
