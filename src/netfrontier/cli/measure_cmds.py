@@ -188,16 +188,29 @@ def _llc_bytes(device: str) -> float:
 
 @app.command()
 def validate(
-    hw: str = typer.Option(..., "--hw", help="calibrated profile (name or YAML)"),
-    measurements: Path = typer.Option(..., "--measurements", help="measurements.jsonl"),
-    batch: str = typer.Option("1", help="batch size(s) to validate"),
+    hw: str = typer.Option(None, "--hw", help="calibrated profile (name or YAML); with "
+                           "--published, only that preset's figures"),
+    measurements: Path = typer.Option(None, "--measurements", help="measurements.jsonl"),
+    published: list[Path] = typer.Option(None, "--published", help="published-figures CSV "
+                                         "(data/published/*.csv; repeat for several)"),
+    batch: str = typer.Option("1", help="batch size(s) to validate (--measurements)"),
     out: Path = typer.Option(None, "--out", help="write validation CSV, plot and JSON here"),
     store: Path = typer.Option(None, "--store", help="SQLite store (default: user cache)"),
 ) -> None:
-    """Predicted vs measured latency per model: Spearman, median error, share within ±10/20%."""
+    """Predicted vs measured latency per model: Spearman, median error, share within ±10/20%
+    (--measurements), or against published chip figures, held-out rows apart (--published)."""
+    from netfrontier.errors import OptionError
+    from netfrontier.store import Store
+
+    if (measurements is None) == (not published):
+        raise OptionError("pass --measurements FILE (with --hw) or --published FILE.csv")
+    if published:
+        common.check_out_dir(out)
+        return _validate_published(published, hw, out, Store(store))
+    if hw is None:
+        raise OptionError("--measurements needs --hw (the profile to validate)")
     from netfrontier.hardware.registry import get_hardware
     from netfrontier.measure.validate import load_measurements, plot_validation, validate as run
-    from netfrontier.store import Store
 
     batches = _batches(batch)
     spec = get_hardware(hw)
@@ -227,3 +240,37 @@ def validate(
             write_atomic(stem.with_suffix(".csv"), buf.getvalue())
             write_atomic(stem.with_suffix(".json"), json.dumps(stats, indent=1))
             plot_validation(rows, stats, stem.with_suffix(".png"))
+
+
+def _validate_published(files: list[Path], hw: str | None, out: Path | None, db) -> None:
+    from netfrontier.measure.published import validate_published, write_outputs
+
+    with common.Progress("costing the published figures") as bar:
+        result = validate_published(files, hw_filter=hw, store=db, progress=bar.update,
+                                    on_total=bar.set_total)
+
+    def cell(s):
+        if not s["rows"]:
+            return ["0", "", "", ""]
+        sp = f"{s['spearman']:.2f}" if s["spearman"] == s["spearman"] else "-"
+        return [str(s["rows"]), sp, f"{s['mdape_pct']:.0f}%", f"{s['within_25_pct']:.0f}%"]
+
+    rows = [[name] + cell(s["held_out"]) + cell(s["rest"]) + [f"{s['all']['median_signed_pct']:+.0f}%"]
+            for name, s in result["per_preset"].items()]
+    rows.append(["all presets"] + cell(result["all"]["held_out"]) + cell(result["all"]["rest"]) +
+                [f"{result['all']['all']['median_signed_pct']:+.0f}%"])
+    common.print_table("published figures: predicted vs measured (held-out rows apart)",
+                       ["preset", "held-out", "Spearman", "median |err|", "±25%", "rest",
+                        "Spearman ", "median |err| ", "±25% ", "signed (all)"], rows,
+                       right=["held-out", "rest"])
+    if result["layers"]:
+        import numpy as np
+
+        m = np.array([r["measured_s"] for r in result["layers"]])
+        p = np.array([r["predicted_s"] for r in result["layers"]])
+        common.console.print(f"per layer ({len(m)} layers): median |error| "
+                             f"{100 * np.median(np.abs(p - m) / m):.0f}%", highlight=False)
+    if out:
+        paths = write_outputs(result, out)
+        common.console.print(f"wrote {', '.join(str(p) for p in paths.values())}",
+                             highlight=False)
