@@ -118,3 +118,18 @@ def test_eval_shows_progress_in_a_pipe(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "decoding images for efficientnet_lite0: 1/1" in proc.stderr
     assert "evaluating efficientnet_lite0: 1/1" in proc.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--target-latency", "-1"), "--target-latency must be above 0"),
+    (("--ratio", "0.5", "--target-latency", "1"), "exactly one of --target-latency"),
+    (("--ratio", "1.5"), "--ratio must be between 0 and 1"),
+    (("--ratio", "0.5", "--method", "magic"), "unknown method 'magic'"),
+    (("--ratio", "0.5", "--importance", "fisher"), "unknown importance 'fisher'"),
+    (("--ratio", "0.5", "--hw", "tpu-v9"), "unknown hardware preset 'tpu-v9'"),
+    (("--target-latency", "0.0001", "--limit", "8"), "is below what pruning to 25%"),
+])
+def test_prune_impossible_targets_are_one_line_and_write_nothing(args, message, tmp_path):
+    out = tmp_path / "out"
+    one_error(nf("prune", "efficientnet_lite0", *args, "--out", out), message)
+    assert not out.exists() or not any(out.iterdir())

@@ -222,7 +222,8 @@ def run_lottery(cfg: LotteryConfig, progress: Callable[[str], None] = lambda s: 
             model.load_state_dict(rewind)
             train(model, masks, train_set, cfg.epochs, cfg.lr, cfg.batch, gen)
             rows.append({"seed": seed, "round": r, "condition": "winning ticket", "density": d,
-                         "accuracy": accuracy(model, test_set)})
+                         "accuracy": accuracy(model, test_set),
+                         "layer_density": {n: float(m.mean()) for n, m in masks.items()}})
             for cond, m in (("same mask, random init", masks),
                             ("random mask, random init", random_masks(masks, gen))):
                 other = build(cfg.model, side)  # a fresh initialisation from the seeded stream

@@ -28,6 +28,11 @@ bandwidth  DRAM time = bytes / min(dram_bytes_per_s, active cores × core_dram_b
 latency  max(compute, memory) + per-layer overhead; ops the hardware does not run go to the
          fallback host, through DRAM, at its stated rate.
 energy   MACs × pJ/MAC at the row's precision + vector ops + on-chip bytes + DRAM bytes × pJ.
+sparse   `CostOptions.layer_density` (unstructured sparsity, e.g. a lottery ticket) changes a
+         cost only where the preset says so: `weight_compression` stores a row's weights at
+         density × bits plus the zero pattern's cost (its entropy, or a bitmap) in DRAM and in
+         the weight buffer; `skip_zero_weights` scales its MAC time and MAC energy by the
+         density. A dense array with neither gains nothing from zeros.
 """
 from __future__ import annotations
 
@@ -40,7 +45,7 @@ from netfrontier.graph.types import MAC_KINDS, OP_KINDS, OpGraph
 from netfrontier.hardware.spec import LOOP_DIMS, HardwareSpec
 
 # Bump when the model's arithmetic or its totals change: stored cost results are keyed on it.
-MODEL_REVISION = 5
+MODEL_REVISION = 6
 _BOUND_NAMES = np.array(BOUNDS, dtype=object)
 
 
@@ -56,6 +61,28 @@ def check_bits(hw: HardwareSpec, wbits: int, abits: int) -> None:
     if abits not in hw.activation_bits:
         raise OptionError(f"{hw.name} does not support {abits}-bit activations "
                           f"(it supports {_ranges(hw.activation_bits)})")
+
+
+def _row_density(t: LayerTable, layer_density) -> np.ndarray:
+    """Fraction of each row's weights that are nonzero (1 unless a prefix says otherwise)."""
+    d = np.ones(t.rows)
+    for prefix, frac in layer_density:
+        if not 0 < frac <= 1:
+            raise OptionError(f"weight density of '{prefix}' must be in (0, 1], got {frac:g}")
+        d[np.array([m == prefix or m.startswith(prefix + ".") for m in t.modules], bool)] = frac
+    return d
+
+
+def _storage(mode: str, density: np.ndarray, bits: np.ndarray) -> np.ndarray:
+    """Stored bits per weight relative to dense: zeros kept ("none"), the nonzeros plus the
+    entropy of the zero pattern ("entropy": a lossless coder's bound), or plus one bit per
+    weight ("bitmap"); a coder never stores a layer larger than dense."""
+    if mode == "none":
+        return np.ones_like(density)
+    p = np.clip(density, 1e-12, 1.0)
+    side = np.where(p < 1, -(p * np.log2(p) + (1 - p) * np.log2(np.maximum(1 - p, 1e-12))), 0.0) \
+        if mode == "entropy" else np.ones_like(p)
+    return np.minimum(1.0, density + side / bits)
 
 
 def _ranges(bits) -> str:
@@ -80,7 +107,8 @@ class AnalyticalCostModel(CostModel):
             hit = np.array([m == prefix or m.startswith(prefix + ".") for m in t.modules], bool)
             row_wbits[hit] = bits
         abytes = abits / 8.0
-        wbytes = row_wbits / 8.0
+        density = _row_density(t, options.layer_density)
+        wbytes = row_wbits / 8.0 * _storage(hw.weight_compression, density, row_wbits)
 
         # precision, peak rate and MAC energy per row (few distinct bit depths)
         rate = np.empty(rows)
@@ -117,6 +145,8 @@ class AnalyticalCostModel(CostModel):
             folds[:, 3] * tile[:, 3]
         cycles = _ceil_div(tiles, tile_cores) * per_tile / rate
         mac_s = cycles * share / hw.clock_hz / hw.mapping_efficiency
+        if hw.skip_zero_weights:  # multiplications by zero weights are skipped
+            mac_s = mac_s * density
         vec_s = t.vector_ops * share / (hw.vector_ops_per_cycle * tile_cores * hw.clock_hz)
         compute = np.where(t.is_mac, mac_s, vec_s)
         overhead = np.full(rows, hw.op_overhead_s)
@@ -179,7 +209,8 @@ class AnalyticalCostModel(CostModel):
         sram = act_in_all + t_bytes + w
         energy_pj = np.where(
             unsupported, (t.macs + t.vector_ops) * fb.pj_per_op,
-            t.macs * pj_mac + t.vector_ops * e["pj_per_vector_op"] + sram * e["pj_per_sram_byte"]
+            t.macs * pj_mac * (density if hw.skip_zero_weights else 1.0) +
+            t.vector_ops * e["pj_per_vector_op"] + sram * e["pj_per_sram_byte"]
         ) + dram * e["pj_per_dram_byte"]
         peak_row = rate * active * hw.clock_hz
         util = np.where(t.is_mac & (latency > 0), t.macs / np.maximum(latency * peak_row, 1e-30), 0.0)
@@ -264,8 +295,10 @@ DEFAULT_MODEL = AnalyticalCostModel()
 
 
 def estimate(graph: OpGraph, hw: HardwareSpec, wbits: int | None = None, abits: int | None = None,
-             precision: str | None = None, layer_wbits: dict[str, int] | None = None) -> CostTable:
+             precision: str | None = None, layer_wbits: dict[str, int] | None = None,
+             layer_density: dict[str, float] | None = None) -> CostTable:
     """Cost `graph` on `hw` with the analytical model (the one-call library API)."""
     opts = CostOptions(wbits=wbits, abits=abits, precision=precision,
-                       layer_wbits=tuple(sorted((layer_wbits or {}).items())))
+                       layer_wbits=tuple(sorted((layer_wbits or {}).items())),
+                       layer_density=tuple(sorted((layer_density or {}).items())))
     return DEFAULT_MODEL.estimate(graph, hw, opts)

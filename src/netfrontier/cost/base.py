@@ -28,6 +28,8 @@ class CostOptions:
     abits: int | None = None
     precision: str | None = None
     layer_wbits: tuple[tuple[str, int], ...] = ()  # (module path prefix, bits) overrides
+    # (module path prefix, fraction of weights nonzero): unstructured sparsity (lottery tickets)
+    layer_density: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)

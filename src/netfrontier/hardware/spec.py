@@ -107,6 +107,11 @@ class HardwareSpec:
     core_dram_bytes_per_s: float = 0.0  # the most one core can draw (its AXI ports); 0: no limit
     param_memory_bytes: float = 0.0  # on-chip parameter store kept across inferences (Edge TPU)
     fuse_depthwise: bool = True  # a depthwise layer streams to/from its neighbours on chip
+    # sparse weights: how zeros are stored ("none": dense; "entropy": lossless coding at the
+    # entropy of the zero pattern plus the nonzero weights; "bitmap": one bit per weight plus
+    # the nonzeros) and whether the array skips multiplications by zero weights
+    weight_compression: str = "none"
+    skip_zero_weights: bool = False
     path: str = ""
 
     @cached_property
@@ -148,9 +153,12 @@ _REQUIRED = {
 }
 _OPTIONAL = {"tile_depthwise": dict, "energy": dict, "calibration": dict, "version": int,
              "fusion": str, "overhead_mode": str, "core_mode": str,
-             "core_dram_bytes_per_s": float, "param_memory_bytes": float, "fuse_depthwise": bool}
+             "core_dram_bytes_per_s": float, "param_memory_bytes": float, "fuse_depthwise": bool,
+             "weight_compression": str, "skip_zero_weights": bool}
 # optional figures that need a `sources:` entry when a preset sets them
-_SOURCED_IF_SET = ("core_mode", "core_dram_bytes_per_s", "param_memory_bytes")
+_SOURCED_IF_SET = ("core_mode", "core_dram_bytes_per_s", "param_memory_bytes",
+                   "weight_compression", "skip_zero_weights")
+WEIGHT_COMPRESSIONS = ("none", "entropy", "bitmap")
 CORE_MODES = ("split", "images")
 _SOURCED = ("clock_hz", "cores", "macs_per_cycle", "tile", "vector_ops_per_cycle",
             "mapping_efficiency", "onchip_bytes", "weight_buffer_bytes", "dram_bytes_per_s",
@@ -323,7 +331,8 @@ def spec_from_dict(d: dict, path: str = "<dict>") -> HardwareSpec:
     mpc, tiles = _macs_and_tiles(path, vals)
     _bits(path, vals)
     for key, allowed in (("fusion", ("full", "none")), ("overhead_mode", ("add", "max")),
-                         ("core_mode", CORE_MODES)):
+                         ("core_mode", CORE_MODES),
+                         ("weight_compression", WEIGHT_COMPRESSIONS)):
         if vals.get(key, allowed[0]) not in allowed:
             raise chk.fail(path, f"'{key}' must be one of {', '.join(allowed)}, "
                                  f"got {vals[key]!r}")
@@ -351,6 +360,8 @@ def spec_from_dict(d: dict, path: str = "<dict>") -> HardwareSpec:
         core_dram_bytes_per_s=vals.get("core_dram_bytes_per_s", 0.0),
         param_memory_bytes=vals.get("param_memory_bytes", 0.0),
         fuse_depthwise=vals.get("fuse_depthwise", True),
+        weight_compression=vals.get("weight_compression", "none"),
+        skip_zero_weights=vals.get("skip_zero_weights", False),
         path=path,
     )
 
