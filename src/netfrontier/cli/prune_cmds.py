@@ -57,6 +57,11 @@ def prune(
     limit: int = typer.Option(None, "--limit", help="only the first N images"),
     sens_images: int = typer.Option(64, "--sens-images", help="images for sensitivity"),
     threads: int = typer.Option(2, "--threads", help="torch CPU threads"),
+    rounds: int = typer.Option(None, "--rounds", help="lottery: pruning rounds (30%% each)"),
+    seeds: int = typer.Option(3, "--seeds", help="lottery: seeds per condition"),
+    rewind: int = typer.Option(0, "--rewind", help="lottery: rewind to this iteration "
+                                                   "(0: to initialisation)"),
+    scope: str = typer.Option("layer", "--scope", help="lottery: layer | global magnitude"),
     out: Path = typer.Option(Path("prune-report"), "--out", help="output directory"),
 ) -> None:
     """Prune for a chip: per-layer channels, top-1 (paired), latency / DRAM / energy."""
@@ -68,7 +73,9 @@ def prune(
     if method == "lottery":
         from netfrontier.cli.lottery_cmd import run_lottery_cmd
 
-        return run_lottery_cmd(model, ratio, epochs, data, out, threads, hw)
+        check_number("seeds", seeds, lo=1)
+        return run_lottery_cmd(model, ratio, epochs, data, out, threads, hw, rounds=rounds,
+                               seeds=seeds, rewind=rewind, scope=scope, limit=limit)
     from netfrontier.compress.prune_report import write_prune_report
     from netfrontier.compress.prune_study import PruneOptions, run_prune
     from netfrontier.hardware.registry import get_hardware

@@ -55,7 +55,8 @@ def plot_tickets(summary: list[dict], path, title: str) -> Path:
 
 def _csv(rows: list[dict]) -> str:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    cols = list(dict.fromkeys(k for r in rows for k in r if not isinstance(r[k], dict)))
+    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
     w.writeheader()
     w.writerows(rows)
     return buf.getvalue()

@@ -75,7 +75,12 @@ class PruneOptions:
             raise OptionError("--epochs must be ≥ 0, sensitivity images and batch size ≥ 1")
 
     def key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        """What the analysis (importance, sensitivity, cost curves) depends on: not the target,
+        the allocation or the recovery, so runs toward several targets share it."""
+        d = {k: v for k, v in asdict(self).items() if k not in (
+            "target", "ratio", "allocation", "round_to_tile", "epochs", "lr", "batch_size",
+            "augment", "wbits", "bn_reestimate", "threads", "objective")}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def _load_json(path: Path, key: str):
@@ -109,7 +114,7 @@ def layer_changes(before, after) -> list[dict]:
 
 def run_prune(model_name: str, opts: PruneOptions, out_dir,
               say: Callable[[str], None] = lambda s: None,
-              hardware_also: tuple[str, ...] = ()) -> dict:
+              hardware_also: tuple[str, ...] = (), pre=None, images=None) -> dict:
     """Prune `model_name` for `opts.hw`; returns the result (rows per variant, allocation,
     per-layer changes) and writes the pruned network and phase files to `out_dir`."""
     from netfrontier.compress.distill import distill
@@ -122,10 +127,11 @@ def run_prune(model_name: str, opts: PruneOptions, out_dir,
     out = Path(out_dir)
     key = opts.key()
     hw = get_hardware(opts.hw)
-    pre = load_pretrained(model_name)
+    pre = pre or load_pretrained(model_name)
     res = pre.resolution
     shape = (1, 3, res, res)
-    data = load_images(opts.data, pre.preprocess, limit=opts.limit)
+    data = images if images is not None else load_images(opts.data, pre.preprocess,
+                                                         limit=opts.limit)
     if len(data) < 4:
         raise OptionError(f"the data set has {len(data)} images; pruning needs at least 4")
     tune, test = data.split()
@@ -255,6 +261,7 @@ def _row(variant, model, acc, fp, shape, hardware, pre, wbits=None, extra=None) 
         cost[h] = {k: t[k] for k in ("latency_s", "dram_bytes", "energy_j")}
     return {"variant": variant, "macs": graph.macs, "params": graph.params,
             "top1": acc.top1, "top1_se": acc.top1_se, "images": acc.n, "dataset": acc.dataset,
+            "correct1": "".join("1" if c else "0" for c in acc.correct1),
             "top1_drop": -d, "top1_drop_se": se,
             "estimated_top1": None if ref is None else ref + d,
             "reference_top1": ref, "cost": cost, **(extra or {})}
