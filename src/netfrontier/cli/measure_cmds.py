@@ -102,7 +102,7 @@ PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 @app.command()
 def calibrate(
-    name: str = typer.Option(..., "--name", help="profile name, e.g. cpu-2core-fp32-eager"),
+    name: str = typer.Option(None, "--name", help="profile name, e.g. cpu-2core-fp32-eager"),
     device: str = typer.Option("cpu", help="cpu | cuda"),
     runtime: str = typer.Option("eager", help="eager | cudagraph | compile"),
     dtype: str = typer.Option("fp32", help="fp32 | fp16 | bf16"),
@@ -114,10 +114,19 @@ def calibrate(
     min_time: float = typer.Option(0.2, "--min-time", help="seconds of timed runs per case"),
     out: Path = typer.Option(None, "--out", help="directory for the profile and raw data "
                              "(default: the user profile directory, where --hw NAME finds it)"),
+    reanchor: str = typer.Option(None, "--reanchor", help="re-time a profile's anchors "
+                                 "(seconds) and rescale it to this machine's speed today"),
 ) -> None:
-    """Fit a device profile from single-operator micro-benchmarks (never from the zoo)."""
+    """Fit a device profile from single-operator micro-benchmarks (never from the zoo), or
+    re-anchor one (--reanchor PROFILE)."""
     from netfrontier.measure.calibrate import fit_profile, load_records, run_suite, write_profile
 
+    if reanchor is not None:
+        return _reanchor(reanchor, name, out, min_time)
+    if name is None:
+        from netfrontier.errors import OptionError
+
+        raise OptionError("calibrate needs --name (the profile to fit) or --reanchor PROFILE")
     out = _check_calibrate_options(name, device, runtime, dtype, onchip_mb, min_time, out)
     batches = _batches(batch)
     records = load_records(refit) if refit else None
@@ -139,6 +148,57 @@ def calibrate(
                          f"{spec['dram_bytes_per_s'] / 1e9:.1f} GB/s, "
                          f"{len(cal['efficiency'])} kinds fitted", highlight=False)
     common.console.print(f"wrote {yaml_path} and {raw_path}", highlight=False)
+
+
+def _reanchor(profile: str, name: str | None, out: Path | None, min_time: float) -> None:
+    """Re-time a profile's anchors and write it rescaled: in place for a user profile, else
+    as NAME (default PROFILE-reanchored) in the user profile directory or --out."""
+    import datetime
+
+    import yaml
+
+    from netfrontier.errors import OptionError
+    from netfrontier.hardware.checks import parse_yaml
+    from netfrontier.hardware.registry import get_hardware, preset_names, profile_dir
+    from netfrontier.measure.calibrate import reanchor_profile, time_anchors, write_profile_yaml
+    from netfrontier.measure.timing import device_name
+
+    common.check_number("min-time", min_time, lo=0, lo_open=True)
+    spec = get_hardware(profile)
+    if not spec.calibration.anchors:
+        raise OptionError(f"profile '{spec.name}' records no anchors (calibration.anchors); "
+                          "refit it with 'netfrontier calibrate --refit' to record them")
+    device = "cuda" if spec.kind == "gpu" else "cpu"
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise OptionError(f"'{spec.name}' describes a GPU and this machine has no CUDA "
+                              "device: its anchors can only be re-timed there")
+    here = device_name(device)
+    if spec.sources.get("device") and spec.sources["device"] != here:
+        raise OptionError(f"'{spec.name}' was fitted on {spec.sources['device']}; this machine "
+                          f"is {here}: anchors are re-timed on the device they describe")
+    src = Path(spec.path)
+    in_place = out is None and name is None and src.parent.resolve() == profile_dir().resolve()
+    new_name = name or (spec.name if (in_place or out is not None) else f"{spec.name}-reanchored")
+    if not PROFILE_NAME.fullmatch(new_name):
+        raise OptionError(f"--name '{new_name}' is not a plain file name")
+    if out is None and new_name in preset_names():
+        raise OptionError(f"'{new_name}' is a shipped preset: pass --name or --out")
+    target = common.check_out_dir(out) if out is not None else profile_dir()
+    with common.Progress(f"re-timing {len(spec.calibration.anchors)} anchors of {spec.name}") \
+            as bar:
+        now = time_anchors(list(spec.calibration.anchors), device,
+                           spec.sources.get("runtime", "eager"), spec.sources.get("dtype", "fp32"),
+                           min_time, progress=bar.update)
+    d = parse_yaml(src.read_text(), str(src))
+    d["name"] = new_name
+    new, f = reanchor_profile(d, now, when=datetime.date.today().isoformat())
+    path = write_profile_yaml(new, target, header=f"re-anchored from {src.name}")
+    common.console.print(f"{spec.name}: host x{f['host']:.3f}, device x{f['device']:.3f} "
+                         f"({len(now)} of {len(spec.calibration.anchors)} anchors timed); wrote "
+                         f"{path}", highlight=False)
 
 
 def _check_calibrate_options(name: str, device: str, runtime: str, dtype: str,
@@ -196,6 +256,8 @@ def validate(
     batch: str = typer.Option("1", help="batch size(s) to validate (--measurements)"),
     out: Path = typer.Option(None, "--out", help="write validation CSV, plot and JSON here"),
     store: Path = typer.Option(None, "--store", help="SQLite store (default: user cache)"),
+    drift: bool = typer.Option(True, "--drift/--no-drift", help="with --measurements: re-time "
+                               "the profile's anchors first (seconds) and say if it drifted"),
 ) -> None:
     """Predicted vs measured latency per model: Spearman, median error, share within ±10/20%
     (--measurements), or against published chip figures, held-out rows apart (--published)."""
@@ -217,6 +279,8 @@ def validate(
     meas = load_measurements(measurements)
     common.check_out_dir(out)
     db = Store(store)
+    if drift:
+        _report_drift(spec)
     for b in batches:
         with common.Progress(f"costing the zoo on {spec.name}, batch {b}") as bar:
             rows, stats = run(spec, meas, b, store=db, progress=bar.update,
@@ -240,6 +304,16 @@ def validate(
             write_atomic(stem.with_suffix(".csv"), buf.getvalue())
             write_atomic(stem.with_suffix(".json"), json.dumps(stats, indent=1))
             plot_validation(rows, stats, stem.with_suffix(".png"))
+
+
+def _report_drift(spec) -> None:
+    """When the profile records anchors and this machine is its device, re-time them (a few
+    seconds) and say how far the machine has drifted (calibrate --reanchor rescales it)."""
+    from netfrontier.measure.calibrate import anchor_drift
+
+    drift = anchor_drift(spec)
+    if drift is not None:
+        common.console.print(drift["message"], highlight=False)
 
 
 def _validate_published(files: list[Path], hw: str | None, out: Path | None, db) -> None:

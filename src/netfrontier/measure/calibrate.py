@@ -10,6 +10,15 @@
 3. `check_fit` refuses a profile whose figures make no physical sense or that does not
    reproduce its own micro-benchmarks: a profile is trusted by every later command, so a
    disturbed run must fail loudly here rather than be written.
+4. Anchors: a profile records the times of a few reference micro-benchmarks of its suite
+   (`ANCHORS`: two host-bound repeated tiny ops, two device-bound repeated convolutions) as
+   `calibration.anchors`. A shared machine's speed moves by tens of percent from day to day;
+   `reanchor` re-times the anchors (seconds), takes the host factor f_h and the device factor
+   f_d (geometric means of now / then) and rescales the profile: host figures (`host_s`,
+   `host_view_s`, `fixed_s`, `floor_s`, `switch_s`, `overhead_s`) by f_h, each time knot of
+   `device_s` by f_h^(1-w) f_d^w where w runs from 0 at the host anchors' per-op time to 1 at
+   the device anchors' (log scale, clipped), fitted efficiencies by 1 / f_d. `anchor_drift`
+   re-times them on the machine at hand so that `validate` can say when a profile has drifted.
 The zoo is never used here: it is the held-out test (`validate`).
 """
 from __future__ import annotations
@@ -40,6 +49,11 @@ MAX_STALLED = 0.1  # more stalled cases than this share: the run describes the o
 MAX_SELF_ERROR = 0.5
 MAX_SWITCH_SHARE = 0.5
 RECORD_KEYS = ("case", "runtime")
+# Reference micro-benchmarks of the suite a profile records and re-times (see the module doc):
+# host-bound (16 tiny element-wise ops: dispatch) and device-bound (16 mid-size convolutions).
+ANCHORS = {"host": ("rep16_relu_32@8_b1", "rep16_add_32@8_b1"),
+           "device": ("rep16_conv3x3_s1_256x256@14_b1", "rep16_conv1x1_s1_256x1024@14_b1")}
+DRIFT_LIMIT = 0.10  # |factor - 1| above this: validate says the profile has drifted
 TIMED_KEYS = ("median_s", "min_s", "batch", "device", "dtype", "env", "graph")
 
 
@@ -244,6 +258,9 @@ def fit_profile(records: list[dict], name: str, onchip_bytes: float) -> dict:
                          "graphs" if kernel_records else "")
                       + (f", {stalled} stalled ones left out" if stalled else "")
                       + "; runtime model (netfrontier.cost.gpu_runtime)", **cal}
+    anchors = anchors_from_records(ok)
+    if anchors:
+        spec_dict["calibration"]["anchors"] = anchors
     _check_figures(spec_dict)
     share = 0.0
     if cal["runtime"] == "sync":
@@ -339,6 +356,161 @@ def write_profile(spec_dict: dict, records: list[dict], out_dir: str | Path) -> 
     return yaml_path, raw_path
 
 
+def write_profile_yaml(spec_dict: dict, out_dir: str | Path, header: str = "") -> Path:
+    """`<name>.yaml` in out_dir, validated first (a rescaled profile must still load)."""
+    from netfrontier.report import write_atomic
+
+    spec_from_dict(spec_dict, spec_dict["name"])
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{spec_dict['name']}.yaml"
+    write_atomic(path, f"# Calibrated profile{'; ' + header if header else ''}.\n" +
+                 yaml.dump(spec_dict, Dumper=_Dumper, sort_keys=False, width=100))
+    return path
+
+
 def load_records(path: str | Path) -> list[dict]:
     """The raw records of a `.calibration.jsonl` (a missing file or a bad line: one error)."""
     return read_jsonl(path, "calibration records", RECORD_KEYS, TIMED_KEYS)
+
+
+# --- anchors: keep a profile true to the machine from one day to the next --------------------
+
+def anchors_from_records(records: list[dict]) -> dict:
+    """{anchor case: median seconds} of the anchors among a suite's records (not stalled)."""
+    names = ANCHORS["host"] + ANCHORS["device"]
+    return {r["case"]: float(f"{r['median_s']:.6g}") for r in records
+            if r.get("case") in names and "median_s" in r and not r.get("stalled")}
+
+
+def time_anchors(names, device: str, runtime: str, dtype: str, min_time_s: float = 0.3,
+                 progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """{case: median seconds} of the named anchors timed now (a few seconds). A CPU case
+    timed while other work held the cores is timed again, as in `run_suite`, and left out if
+    it stays disturbed."""
+    import re
+    import time
+
+    import torch
+
+    from netfrontier.measure import microbench as mb
+    from netfrontier.measure.timing import Budget, bench_module
+
+    torch.set_flush_denormal(True)
+    batches = tuple(sorted({int(m.group(1)) for n in names
+                            if (m := re.search(r"_b(\d+)$", n))})) or (1,)
+    # the anchors are repeated convolutions and element-wise ops: build just those families
+    # (the whole suite takes seconds to build), the whole suite only for other names
+    cases = {c.name: c for b in batches
+             for c in mb._repeated(mb._conv_cases(b) + mb._vector_cases(b)) if c.name in names}
+    if set(names) - set(cases):
+        cases.update({c.name: c for c in mb.suite(batches) if c.name in names})
+    missing = sorted(set(names) - set(cases))
+    if missing:
+        raise MeasurementError(f"anchor '{missing[0]}' is not a case of this netfrontier's "
+                               "calibration suite")
+    budget = Budget(warmup=3, min_runs=5, max_runs=200, min_time_s=min_time_s)
+    out = {}
+    for i, name in enumerate(names):
+        case = cases[name]
+        for attempt in range(ATTEMPTS):
+            if attempt:
+                time.sleep(1.0)
+            busy = device == "cpu" and cores_busy()
+            m = bench_module(case.module, case.shape, name=name, device=device,
+                             runtime=runtime, dtype=dtype, budget=budget)
+            busy = busy or (device == "cpu" and (cores_busy() or m.median_s > SPREAD * m.min_s))
+            if not busy:
+                out[name] = m.median_s
+                break
+        if progress:
+            progress(name + ("" if name in out else " (stalled: left out)"), i + 1, len(names))
+    return out
+
+
+def drift_factors(then: dict, now: dict) -> dict:
+    """{"host": f_h, "device": f_d}: geometric means of now / then over each class of anchors
+    timed both times (a class with none timed now is left out)."""
+    out = {}
+    for cls, names in ANCHORS.items():
+        ratios = [now[n] / then[n] for n in names if n in then and n in now and then[n] > 0]
+        if ratios:
+            out[cls] = float(np.exp(np.mean(np.log(ratios))))
+    return out
+
+
+def reanchor_profile(spec_dict: dict, now: dict, when: str = "") -> tuple[dict, dict]:
+    """A copy of a profile (YAML mapping) rescaled to anchors timed now, and the factors.
+
+    See the module doc for which figures move by which factor. Raises MeasurementError when
+    the profile records no anchors or none of them could be timed."""
+    import copy
+
+    d = copy.deepcopy(spec_dict)
+    cal = d.get("calibration") or {}
+    then = cal.get("anchors") or {}
+    if not then:
+        raise MeasurementError(f"profile '{d.get('name')}' records no anchors (calibration."
+                               "anchors); refit it with this netfrontier to record them")
+    f = drift_factors(then, now)
+    if "host" not in f and "device" not in f:
+        raise MeasurementError("no anchor could be timed now (all stalled): re-run with the "
+                               "machine otherwise idle")
+    fh, fd = f.get("host", f.get("device")), f.get("device", f.get("host"))
+    for key in ("fixed_s", "floor_s", "host_view_s", "switch_s"):
+        if cal.get(key):
+            cal[key] = float(f"{cal[key] * fh:.4g}")
+    for key in ("host_s", "overhead_s"):
+        cal[key] = {c: float(f"{v * fh:.4g}") for c, v in (cal.get(key) or {}).items()}
+    cal["efficiency"] = {k: [[x, float(f"{y / fd:.4g}")] for x, y in knots]
+                         for k, knots in (cal.get("efficiency") or {}).items()}
+    # per-op time of each anchor class, where a knot's time moves with that class's factor
+    per_op = {cls: np.exp(np.mean([np.log(then[n] / 16) for n in names if n in then]))
+              for cls, names in ANCHORS.items() if any(n in then for n in names)}
+    lo = np.log10(per_op.get("host", 1e-5))
+    hi = np.log10(per_op.get("device", 1e-3))
+    span = max(hi - lo, 1e-9)
+
+    def shift(y):
+        w = min(max((y - lo) / span, 0.0), 1.0)
+        return y + (1 - w) * np.log10(fh) + w * np.log10(fd)
+
+    cal["device_s"] = {c: [[x, float(f"{shift(y):.5g}")] for x, y in knots]
+                       for c, knots in (cal.get("device_s") or {}).items()}
+    cal["anchors"] = {n: float(f"{now.get(n, then[n] * (fh if n in ANCHORS['host'] else fd)):.6g}")
+                      for n in then}
+    cal["provenance"] = (cal.get("provenance", "") + f"; re-anchored{' ' + when if when else ''}"
+                         f": host x{fh:.3f}, device x{fd:.3f} ({len(now)} anchors timed)")
+    d["calibration"] = cal
+    return d, {"host": fh, "device": fd}
+
+
+def anchor_drift(spec, min_time_s: float = 0.2) -> dict | None:
+    """How far this machine has drifted from a profile's anchors, timed now; None when the
+    profile records none or was fitted on another device (then they cannot be re-timed here)."""
+    anchors = spec.calibration.anchors
+    if not anchors:
+        return None
+    from netfrontier.measure.timing import device_name
+
+    device = "cuda" if spec.kind == "gpu" else "cpu"
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+    here = device_name(device)
+    if spec.sources.get("device") != here:
+        return None
+    now = time_anchors(list(anchors), device, spec.sources.get("runtime", "eager"),
+                       spec.sources.get("dtype", "fp32"), min_time_s)
+    f = drift_factors(anchors, now)
+    if not f:
+        return None
+    drifted = any(abs(v - 1) > DRIFT_LIMIT for v in f.values())
+    text = ", ".join(f"{k} x{v:.2f}" for k, v in f.items())
+    msg = (f"{spec.name}: anchors now {text} the profile's" +
+           (f"; drifted over {100 * DRIFT_LIMIT:.0f}%: re-anchor with 'netfrontier calibrate "
+            f"--reanchor {spec.path or spec.name}'" if drifted else " (within "
+            f"{100 * DRIFT_LIMIT:.0f}%)"))
+    return {"factors": f, "drifted": drifted, "message": msg, "now": now}
