@@ -1,8 +1,10 @@
 """Whole-zoo time cold and warm on one preset, peak memory, and the time to cost one graph.
 
-    .venv/bin/python benchmarks/zoo_speed.py [--hw img-series4-1core]
+    .venv/bin/python benchmarks/zoo_speed.py [--hw img-series4-1core] [--task classification,detection]
 
 Cold: an empty store (every model captured). Warm: the same command again (read from the store).
+Each task named runs `netfrontier zoo --task TASK` (classification: the default zoo, `make
+report`; detection: the 13 COCO detectors with their post-processing).
 Targets on the 2-core machine: cold <= 30 s, warm <= 2 s, peak memory <= 2 GB, costing <= 1 ms.
 """
 from __future__ import annotations
@@ -37,12 +39,13 @@ def _tree_rss_mb(root: int) -> float:
     return sum(rss.get(p, 0) for p in tree) / 2**20
 
 
-def run_zoo(hw: str, store: str, out: str) -> tuple[float, float]:
+def run_zoo(hw: str, store: str, out: str, task: str = "classification") -> tuple[float, float]:
     """Wall time and peak resident memory (all processes of the run together)."""
     env = dict(os.environ, NETFRONTIER_STORE=store)
     t0 = time.perf_counter()
+    extra = [] if task == "classification" else ["--task", task]
     proc = subprocess.Popen([sys.executable, "-c", "from netfrontier.cli import main; main()",
-                             "zoo", "--hw", hw, "--out", out], env=env,
+                             "zoo", "--hw", hw, "--out", out, *extra], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     peak = 0.0
     while proc.poll() is None:
@@ -75,16 +78,21 @@ def costing_time(hw_names: list[str]) -> list[tuple[str, float]]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--hw", default="img-series4-1core")
+    ap.add_argument("--task", default="classification,detection",
+                    help="comma-separated tasks to time (classification, detection, "
+                         "segmentation)")
     a = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        store, out = os.path.join(tmp, "store.sqlite"), os.path.join(tmp, "report")
-        cold, peak_cold = run_zoo(a.hw, store, out)
-        warm, _ = run_zoo(a.hw, store, out)
-        warm2, _ = run_zoo(a.hw, store, out)
-    print(f"zoo on {a.hw} (every zoo entry, report included): cold {cold:.1f} s, "
-          f"warm {warm:.2f} s and {warm2:.2f} s; peak memory of all its processes together "
-          f"{peak_cold:.0f} MB "
-          f"({os.cpu_count()} cores)")
+    for task in a.task.split(","):
+        with tempfile.TemporaryDirectory() as tmp:
+            store, out = os.path.join(tmp, "store.sqlite"), os.path.join(tmp, "report")
+            cold, peak_cold = run_zoo(a.hw, store, out, task)
+            warm, _ = run_zoo(a.hw, store, out, task)
+            warm2, _ = run_zoo(a.hw, store, out, task)
+        what = "every zoo entry" if task == "classification" else f"every {task} entry"
+        print(f"zoo --task {task} on {a.hw} ({what}, report included): cold {cold:.1f} s, "
+              f"warm {warm:.2f} s and {warm2:.2f} s; peak memory of all its processes together "
+              f"{peak_cold:.0f} MB "
+              f"({os.cpu_count()} cores)")
     from netfrontier.hardware.registry import preset_names
 
     for name, secs in costing_time(preset_names()):

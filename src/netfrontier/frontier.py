@@ -63,8 +63,19 @@ def fit_tradeoff_line(cost, top1, on_front, objective: str = "") -> TradeoffLine
 ON_IMAGENET_SCALE = ("reference", "estimated")
 
 
-def comparable_top1(rows: list[dict]) -> np.ndarray:
-    """Top-1 per row, NaN where it is not comparable with the rest.
+def check_one_task(rows: list[dict]) -> None:
+    """Each task's frontier is drawn against its own metric: rows of several tasks (a top-1
+    beside a box mAP) are never put on one frontier."""
+    tasks = {r.get("task", "classification") for r in rows}
+    if len(tasks) > 1:
+        raise OptionError(f"rows of several tasks ({', '.join(sorted(tasks))}): each task's "
+                          "frontier takes only its own rows")
+
+
+def comparable_top1(rows: list[dict], metric: str = "top1") -> np.ndarray:
+    """Top-1 (or the `metric` column, e.g. "accuracy": a detection or segmentation task's
+    figure, with its source in `<metric>_source`) per row, NaN where it is not comparable
+    with the rest.
 
     Published ImageNet-1k validation figures ("reference: ...") and accuracies measured on
     another image set (e.g. the 1,000-image sample, which scores higher) are different scales:
@@ -72,17 +83,22 @@ def comparable_top1(rows: list[dict]) -> np.ndarray:
     the "estimated" figures of compressed networks (a parent's published top-1 minus the drop
     measured on held-out images), which are on the same scale.
     """
+    src = f"{metric}_source"
+
     def on_scale(r):
-        return str(r.get("top1_source", "")).startswith(ON_IMAGENET_SCALE)
+        return str(r.get(src, "")).startswith(ON_IMAGENET_SCALE)
 
     has_ref = any(on_scale(r) for r in rows)
-    return np.array([r["top1"] if r.get("top1") is not None and (not has_ref or on_scale(r))
+    return np.array([r[metric] if r.get(metric) is not None and (not has_ref or on_scale(r))
                      else np.nan for r in rows], float)
 
 
-def annotate(rows: list[dict]) -> tuple[list[dict], dict[str, TradeoffLine | None]]:
-    """Add on_frontier_<obj> and below_line_<obj> to each row (those with a top-1) per objective."""
-    top1 = comparable_top1(rows)
+def annotate(rows: list[dict], metric: str = "top1"
+             ) -> tuple[list[dict], dict[str, TradeoffLine | None]]:
+    """Add on_frontier_<obj> and below_line_<obj> to each row (those with a top-1, or a figure
+    in the `metric` column) per objective. The rows must be of one task (check_one_task)."""
+    check_one_task(rows)
+    top1 = comparable_top1(rows, metric)
     lines = {}
     out = [dict(r) for r in rows]
     for obj, col in OBJECTIVES.items():
@@ -98,20 +114,24 @@ def annotate(rows: list[dict]) -> tuple[list[dict], dict[str, TradeoffLine | Non
 
 
 def recommend(rows: list[dict], min_top1: float, objective: str = "latency",
-              max_params: float | None = None, allow_fallback: bool = True) -> dict:
-    """The cheapest row (by objective) with top-1 ≥ min_top1 and params ≤ max_params."""
+              max_params: float | None = None, allow_fallback: bool = True,
+              metric: str = "top1", label: str = "top-1") -> dict:
+    """The cheapest row (by objective) with top-1 (or the `metric` column, named `label` in
+    messages) ≥ min_top1 and params ≤ max_params."""
     if objective not in OBJECTIVES:
         raise OptionError(f"unknown objective '{objective}' (use {', '.join(OBJECTIVES)})")
+    check_one_task(rows)
     col = OBJECTIVES[objective]
-    top1 = comparable_top1(rows)
+    top1 = comparable_top1(rows, metric)
     rows = [r for r, t in zip(rows, top1) if np.isfinite(t)]
-    ok = [r for r in rows if r.get("top1") is not None and r["top1"] >= min_top1
+    ok = [r for r in rows if r.get(metric) is not None and r[metric] >= min_top1
           and (max_params is None or r["params"] <= max_params)
           and (allow_fallback or not r.get("unsupported_layers"))]
+    pct = "%" if metric == "top1" else ""
     if not ok:
-        best = max((r["top1"] for r in rows if r.get("top1") is not None), default=None)
+        best = max((r[metric] for r in rows if r.get(metric) is not None), default=None)
         extra = f" under {max_params:,.0f} parameters" if max_params is not None else ""
         raise InfeasibleError(
-            f"no model reaches top-1 ≥ {min_top1}%{extra}"
-            + (f" (the best in this set reaches {best:.2f}%)" if best is not None else ""))
-    return min(ok, key=lambda r: (r[col], -r["top1"]))
+            f"no model reaches {label} ≥ {min_top1}{pct}{extra}"
+            + (f" (the best in this set reaches {best:.2f}{pct})" if best is not None else ""))
+    return min(ok, key=lambda r: (r[col], -r[metric]))

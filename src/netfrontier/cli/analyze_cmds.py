@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from netfrontier.cli import app
+from netfrontier.errors import OptionError
 from netfrontier.cli.common import check_positive as _check_positive
 from netfrontier.cli.common import (Progress, check_number, check_out_dir, console, err,
                                     print_table, si)
@@ -40,14 +41,20 @@ def analyze(
         return
     style = {"compute": "green", "memory": "yellow", "overhead": "cyan", "unsupported": "red",
              "unknown": "magenta"}
-    cells = [(r["name"], r["op"], si(r["macs"], ""), si(r["weight_bytes"], "B"),
+    task = (graph.meta or {}).get("task") or "classification"
+    groups = _row_groups(graph, spec, table) if task != "classification" else None
+    cells = [((groups[i],) if groups else ()) +
+             (r["name"], r["op"], si(r["macs"], ""), si(r["weight_bytes"], "B"),
               si(r["dram_bytes"], "B"), si(r["latency_s"], "s"),
               f"{100 * r['utilization']:.0f}%" if r["macs"] else "",
-              f"[{style[r['bound']]}]{r['bound']}[/]") for r in table.rows()]
+              f"[{style[r['bound']]}]{r['bound']}[/]") for i, r in enumerate(table.rows())]
     print_table(f"{graph.model} on {spec.name} (W{table.wbits}A{table.abits}, "
                 f"{table.precision}, batch {batch}, {graph.resolution} px)",
+                (("group",) if groups else ()) +
                 ("layer", "op", "MACs", "weights", "DRAM", "latency", "util", "bound"), cells,
                 right=("MACs", "weights", "DRAM", "latency", "util"))
+    if groups:
+        _print_groups(graph, spec, table)
     tot = table.totals()
     console.print(
         f"[bold]{graph.model}[/bold]: {si(tot['macs'], 'MAC')}, {si(tot['params'], '')} params | "
@@ -63,6 +70,42 @@ def analyze(
                       "element, so the totals are lower bounds[/magenta]")
 
 
+def _row_groups(graph, spec, table) -> list[str]:
+    """The part of the network (graph.table.GROUPS) of each cost row."""
+    groups = list(graph.layer_table(spec.fusion).groups)
+    return groups + ["runtime"] * (len(table.columns["name"]) - len(groups))
+
+
+def _print_groups(graph, spec, table) -> None:
+    """Where the time goes: latency, host share, DRAM and MACs per part of the network, and
+    the post-processing counts the capture states."""
+    from netfrontier.graph.table import GROUPS
+    from netfrontier.zoo import group_totals
+
+    parts = group_totals(graph, table, spec.fusion)
+    total = table.latency_s or 1.0
+    cells = []
+    for g in list(GROUPS) + ["runtime"]:
+        d = parts.get(g)
+        if not d:
+            continue
+        host = ", ".join(d["host_ops"])
+        cells.append((g, str(d["rows"]), si(d["macs"], ""), si(d["dram_bytes"], "B"),
+                      si(d["latency_s"], "s"), f"{100 * d['latency_s'] / total:.1f}%",
+                      si(d["host_latency_s"], "s") if d["host_latency_s"] else "",
+                      host))
+    print_table(f"where the time goes: {graph.model} on {spec.name}",
+                ("group", "rows", "MACs", "DRAM", "latency", "share", "on host",
+                 "host ops"), cells, right=("rows", "MACs", "DRAM", "latency", "share",
+                                            "on host"))
+    counts = dict((graph.meta or {}).get("postprocess") or {})
+    rule = counts.pop("rule", "")
+    if counts:
+        console.print("post-processing at stated counts: " + ", ".join(
+            f"{k} {v}" for k, v in counts.items()) + (f" ({rule})" if rule else ""),
+            highlight=False)
+
+
 @app.command()
 def zoo(
     hw: str = typer.Option("img-series4-1core", "--hw", help="preset name or YAML file"),
@@ -72,6 +115,11 @@ def zoo(
     batch: int = typer.Option(1, help="images per inference"),
     out: Path = typer.Option(Path("zoo-report"), "--out", help="output directory"),
     store: Path = typer.Option(None, "--store", help="SQLite store (default: user cache)"),
+    task: str = typer.Option("classification", "--task",
+                             help="classification | detection | segmentation"),
+    metric: str = typer.Option(None, "--metric", help="the task's metric on the y axis "
+                               "(detection: box_map, mask_map, kp_map; segmentation: miou, "
+                               "pixel_acc; default: the first)"),
 ) -> None:
     """Cost the whole zoo, draw the frontier, write results.csv, plots and report.html."""
     from netfrontier.hardware.registry import get_hardware
@@ -79,18 +127,25 @@ def zoo(
     from netfrontier.zoo import write_zoo_report, zoo_rows
 
     _check_positive("batch", batch)
+    metric = _check_task(task, metric)
     check_out_dir(out)
     spec = get_hardware(hw)
     db = Store(store)
-    with Progress(f"costing the zoo on {spec.name}") as bar:
+    label = "the zoo" if task == "classification" else f"the {task} zoo"
+    with Progress(f"costing {label} on {spec.name}") as bar:
         rows = zoo_rows(spec, filter, wbits=wbits, abits=abits, batch=batch, store=db,
-                        progress=bar.update, on_total=bar.set_total)
+                        progress=bar.update, on_total=bar.set_total, task=task, metric=metric)
     _attach_measurements(rows, db, spec)
     meta = {"hardware": spec.name, "description": spec.description,
             "peak_ops_per_s": 2 * spec.peak_macs_per_s(rows[0]["precision"]),
             "tool_version": tool_version(), "command": " ".join(["netfrontier"] + sys.argv[1:]),
             "date": datetime.date.today().isoformat(),
             "notes": _notes(spec, rows)}
+    if task != "classification":
+        from netfrontier.models.base import METRIC_LABELS, METRIC_SHORT
+
+        meta.update(task=task, metric=metric, metric_label=METRIC_LABELS[metric],
+                    metric_short=METRIC_SHORT[metric])
     paths = write_zoo_report(rows, spec, out, meta)
     err.print(f"{len(rows)} models on {spec.name}: {paths['csv']}, {paths['html']}")
 
@@ -107,7 +162,20 @@ def _attach_measurements(rows: list[dict], db, spec) -> None:
         r["measured_latency_s"] = hits[-1]["median_s"] if hits else None
 
 
+def _check_task(task: str, metric: str | None) -> str:
+    """--task and --metric checked before any work; the metric the task is judged by."""
+    from netfrontier.zoo import check_task
+
+    for opt, value in (("--task", task), ("--metric", metric)):
+        if value is not None and not value.strip():
+            raise OptionError(f"{opt} is empty")
+    return check_task(task, metric)
+
+
 def _notes(spec, rows) -> list[str]:
+    task = rows[0].get("task", "classification") if rows else "classification"
+    if task != "classification":
+        return _task_notes(spec, rows)
     notes = [f"Top-1 figures: {rows[0]['top1_source']}." if rows else "",
              "Costs are per batch from netfrontier's analytical model "
              f"(W{rows[0]['wbits']}A{rows[0]['abits']}, {rows[0]['precision']})." if rows else ""]
@@ -123,10 +191,40 @@ def _notes(spec, rows) -> list[str]:
     return [n for n in notes if n]
 
 
+def _task_notes(spec, rows) -> list[str]:
+    """Report notes of a detection or segmentation zoo: where its figures come from, the stated
+    post-processing counts, what runs on the host."""
+    from netfrontier.models.base import METRIC_SHORT
+
+    r0 = rows[0]
+    sources = sorted({str(r.get("accuracy_source") or "") for r in rows} - {""})
+    notes = [f"{METRIC_SHORT.get(r0['metric'], r0['metric'])} figures: {'; '.join(sources)}.",
+             "Costs are per batch from netfrontier's analytical model "
+             f"(W{r0['wbits']}A{r0['abits']}, {r0['precision']}).",
+             "Post-processing (anchors, box decoding, score selection, NMS, RoIAlign, mask "
+             "pasting, keypoint decoding) is captured at its worst case: every score passes its "
+             "threshold and NMS suppresses nothing, so every cap the model has is reached "
+             "(stated_counts in results.csv; netfrontier.graph.postprocess)."]
+    partly = [r for r in rows if r["unsupported_layers"]]
+    if partly:
+        ops = sorted({o for r in partly for o in str(r.get("post_host_ops") or "").split(";")
+                      if o})
+        notes.append(f"{len(partly)} models run partly on the fallback host "
+                     f"({spec.fallback.host}): their costs include the hand-off"
+                     + (f"; post-processing on the host: {', '.join(ops)}" if ops else "") + ".")
+    return notes
+
+
 @app.command()
 def recommend(
     hw: str = typer.Option("img-series4-1core", "--hw", help="preset name or YAML file"),
-    min_top1: float = typer.Option(..., "--min-top1", help="required ImageNet top-1 (%)"),
+    min_top1: float = typer.Option(None, "--min-top1", help="required ImageNet top-1 (%; "
+                                   "classification)"),
+    min_map: float = typer.Option(None, "--min-map", help="required figure of a detection "
+                                  "(COCO box mAP, or --metric) or segmentation (mIoU) task"),
+    task: str = typer.Option("classification", "--task",
+                             help="classification | detection | segmentation"),
+    metric: str = typer.Option(None, "--metric", help="the task's metric (default: its first)"),
     objective: str = typer.Option("latency", help="latency | dram | energy"),
     max_params: float = typer.Option(None, "--max-params", help="parameter budget"),
     filter: str = typer.Option(None, "--filter", help="glob on model or architecture name"),
@@ -136,19 +234,52 @@ def recommend(
     as_json: bool = typer.Option(False, "--json"),
     store: Path = typer.Option(None, "--store", help="SQLite store (default: user cache)"),
 ) -> None:
-    """The cheapest zoo model that reaches a top-1 target on this hardware."""
+    """The cheapest zoo model that reaches a top-1 (or mAP, mIoU) target on this hardware."""
     from netfrontier.frontier import recommend as pick
     from netfrontier.hardware.registry import get_hardware
+    from netfrontier.models.base import METRIC_SHORT
     from netfrontier.store import Store
     from netfrontier.zoo import zoo_rows
 
-    check_number("min-top1", min_top1, lo=0, hi=100)
+    metric = _check_task(task, metric)
+    if task == "classification":
+        if min_map is not None:
+            raise OptionError("--min-map is for the detection and segmentation tasks; a "
+                              "classification target is --min-top1 (or pass --task detection)")
+        if min_top1 is None:
+            raise OptionError("recommend needs --min-top1 (the classification target)")
+        target, opt = min_top1, "min-top1"
+    else:
+        if min_top1 is not None:
+            raise OptionError(f"--min-top1 is for the classification task; a {task} target is "
+                              f"--min-map ({METRIC_SHORT[metric]})")
+        if min_map is None:
+            raise OptionError(f"recommend --task {task} needs --min-map (the "
+                              f"{METRIC_SHORT[metric]} to reach)")
+        target, opt = min_map, "min-map"
+    check_number(opt, target, lo=0, hi=100)
     check_number("max-params", max_params, lo=0, lo_open=True)
     spec = get_hardware(hw)
-    rows = zoo_rows(spec, filter, wbits=wbits, store=Store(store))
-    best = pick(rows, min_top1, objective, max_params, allow_fallback=not no_fallback)
+    rows = zoo_rows(spec, filter, wbits=wbits, store=Store(store), task=task, metric=metric)
+    if task == "classification":
+        best = pick(rows, target, objective, max_params, allow_fallback=not no_fallback)
+    else:
+        best = pick(rows, target, objective, max_params, allow_fallback=not no_fallback,
+                    metric="accuracy", label=METRIC_SHORT[metric])
     if as_json:
         print(json.dumps(best))
+        return
+    if task != "classification":
+        parts = ", ".join(f"{g} {si(best[f'latency_{c}_s'], 's')}" for g, c in (
+            ("backbone", "backbone"), ("neck", "neck"), ("head", "head"),
+            ("post-processing", "post")) if best.get(f"latency_{c}_s"))
+        console.print(
+            f"[bold]{best['model']}[/bold] on {spec.name}: {METRIC_SHORT[metric]} "
+            f"{best['accuracy']:.1f} ({best['accuracy_source']}), latency "
+            f"{si(best['latency_s'], 's')} ({parts}), DRAM {si(best['dram_bytes'], 'B')}, "
+            f"energy {si(best['energy_j'], 'J')}, {best['params'] / 1e6:.1f} M params"
+            + (f" [red](falls back to host for {best['unsupported_ops']})[/red]"
+               if best["unsupported_layers"] else ""), highlight=False)
         return
     console.print(
         f"[bold]{best['model']}[/bold] on {spec.name}: top-1 {best['top1']:.2f}% "

@@ -54,6 +54,10 @@ KIND_OF_ATEN = {
     "constant_pad_nd": "pad", "pad": "pad",
     "upsample_bilinear2d": "resize", "upsample_nearest2d": "resize",
     "dropout": "copy", "native_dropout": "copy",
+    # detection post-processing that reaches the dispatcher as one operator (torchvision's own
+    # ops and the selection ops around them); graph/postprocess.py records the rest
+    "roi_align": "roi_align", "roi_pool": "roi_pool", "nms": "nms",
+    "topk": "select", "sort": "select", "argsort": "select", "nonzero": "select",
 }
 
 # Vector operations per output element (per input element for reductions and pooling windows).
@@ -62,6 +66,9 @@ VECTOR_OPS_PER_ELEM = {
     "hardsigmoid": 2, "sigmoid": 4, "silu": 5, "gelu": 8, "tanh": 4, "add": 1, "mul": 1,
     "elementwise": 1, "softmax": 5, "reduce": 1, "concat": 1, "copy": 1, "pad": 1, "resize": 4,
     "maxpool": 1, "avgpool": 1, "unknown": 1,
+    # post-processing kinds: see graph/postprocess.py for the work each one is charged
+    "anchors": 2, "box_decode": 1, "select": 1, "nms": 1, "roi_align": 1, "roi_pool": 1,
+    "mask_paste": 5, "keypoint_decode": 1,
 }
 
 

@@ -10,7 +10,9 @@ accelerator with array arithmetic only:
   a cost model can decide per accelerator which tensors stay on chip;
 * `peak_live` is the most activation elements alive at once during each tensor's lifetime;
   `stream_elems` is the band of rows a spatially local consumer needs to fuse with its producer
-  through on-chip memory (depthwise → pointwise and other chains).
+  through on-chip memory (depthwise → pointwise and other chains);
+* `groups` says which part of the network each row belongs to (GROUPS: pre-processing,
+  backbone, neck, head, post-processing), from its module path and kind (`layer_group`).
 """
 from __future__ import annotations
 
@@ -18,11 +20,47 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from netfrontier.graph.types import ACTIVATION_KINDS, MAC_KINDS, OP_KINDS, UNKNOWN_KIND, OpGraph
+from netfrontier.graph.types import (ACTIVATION_KINDS, MAC_KINDS, OP_KINDS, POSTPROCESS_KINDS,
+                                     UNKNOWN_KIND, OpGraph)
 
 EPILOGUE_KINDS = frozenset(ACTIVATION_KINDS) | {"add", "mul"}
 KIND_INDEX = {k: i for i, k in enumerate(OP_KINDS)}
 MAX_GROUP = 5
+GROUPS = ("pre-processing", "backbone", "neck", "head", "post-processing")
+# torchvision module names of the parts (detection: GeneralizedRCNN, RetinaNet, FCOS, SSD;
+# segmentation: FCN, DeepLabV3, LRASPP; classification: the final classifier layers)
+_HEAD_MODULES = frozenset({"head", "heads", "classifier", "aux_classifier", "fc", "box_head",
+                           "box_predictor", "mask_head", "mask_predictor", "keypoint_head",
+                           "keypoint_predictor"})
+_NECK_MODULES = frozenset({"fpn", "extra"})
+
+
+def layer_group(module: str, kind: str, task: str = "classification") -> str:
+    """The part of the network an op belongs to, from its module path and kind.
+
+    Post-processing kinds (and, in a detector, everything outside its backbone, neck and heads:
+    proposal filtering, score thresholds, box clipping, the final resizing and pasting) are
+    "post-processing"; `transform` (normalise, resize, pad) is "pre-processing"; `backbone.fpn`
+    and SSD's `backbone.extra` layers are the "neck"; RPN, RoI, RetinaNet/FCOS/SSD and
+    segmentation heads (auxiliary included) and a classifier's final layers are the "head".
+    In a segmentation network the ops of the top level (upsampling the logits to the input
+    size) are post-processing too.
+    """
+    if kind in POSTPROCESS_KINDS:
+        return "post-processing"
+    parts = module.split(".") if module else []
+    top = parts[0] if parts else ""
+    if top == "transform":
+        return "pre-processing"
+    if task == "classification":
+        return "head" if top in _HEAD_MODULES else "backbone"
+    if top == "backbone":
+        return "neck" if len(parts) > 1 and parts[1] in _NECK_MODULES else "backbone"
+    if top in ("rpn", "roi_heads"):
+        return "head" if len(parts) > 1 and parts[1] in _HEAD_MODULES else "post-processing"
+    if top in _HEAD_MODULES:
+        return "head"
+    return "post-processing"
 
 
 def _label(node) -> str:
@@ -56,6 +94,7 @@ class LayerTable:
     stream_elems: np.ndarray  # per tensor: band a fused consumer needs, 0 if not fusable
     stream_weight_elems: np.ndarray  # per tensor: weights of that consumer
     batch: int
+    groups: tuple[str, ...] = ()  # per row: one of GROUPS (layer_group)
 
     @property
     def rows(self) -> int:
@@ -105,7 +144,8 @@ class LayerTable:
                     absorbed = True
                 elif k in EPILOGUE_KINDS and (k in ACTIVATION_KINDS or
                                               not any(m in ("add", "mul") for m in members[1:])):
-                    absorbed = anchor not in ("view", UNKNOWN_KIND)
+                    absorbed = anchor not in ("view", UNKNOWN_KIND) and \
+                        anchor not in POSTPROCESS_KINDS
                 if absorbed:
                     groups[g].append(i)
                     group_of[i] = g
@@ -177,6 +217,8 @@ class LayerTable:
             kh = max(nodes[groups[q][0]].kernel_hw[0], 1)
             stream[t] = out_elems[t] * min(kh + 1, shape[2]) // shape[2]
             stream_w[t] = w_elems[q]
+        task = (graph.meta or {}).get("task") or "classification"
+        groups_col = tuple(layer_group(nodes[g[0]].module, nodes[g[0]].kind, task) for g in groups)
         return cls(tuple(names), tuple(ops), tuple(modules), anchor_kind, kind_mask, is_mac,
                    is_dw, macs, vops, dims, w_elems, out_elems, is_output, gin, in_rows,
-                   in_tensors, peak_live, stream, stream_w, graph.batch)
+                   in_tensors, peak_live, stream, stream_w, graph.batch, groups_col)

@@ -8,6 +8,7 @@ which is also how torchvision computed the `_ops` figure in its weight metadata.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Iterator
 
@@ -16,6 +17,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 from netfrontier.errors import CaptureError
+from netfrontier.graph import postprocess as pp
 from netfrontier.graph.aten_kinds import FACTORY_OPS, VECTOR_OPS_PER_ELEM, kind_of
 from netfrontier.graph.types import OpGraph, OpNode
 
@@ -93,6 +95,10 @@ class _Recorder(TorchDispatchMode):
         self.nodes: list[OpNode] = []
         self.edges: set[tuple[int, int]] = set()
         self.suspended = False
+        self.in_region = False
+        self.nms_out: dict[int, int] = {}  # id(NMS output) -> its node: a slice sets what it keeps
+        self.view_base: dict[int, int] = {}  # id(view of a constant) -> id(its base tensor)
+        self.fold_literals = False  # set for detection captures (graph/postprocess.py)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -103,12 +109,19 @@ class _Recorder(TorchDispatchMode):
             # PyTorch's meta kernel for this op is a slow Python decomposition; the shapes are known
             x = args[0]
             out = (torch.empty_like(x), x.new_empty((0,)), x.new_empty((0,)))
+        elif name in _DATA_DEPENDENT and _on_meta(args, kwargs):
+            out = _DATA_DEPENDENT[name](self, func, args, kwargs)
         else:
             out = func(*args, **kwargs)
         flat_in = _tensors((args, tuple(kwargs.values())))
         flat_out = _tensors(out)
         if not flat_out:
             return out
+        if self.fold_literals:
+            # a real (non-meta) tensor no op produced is a literal (torch.tensor(800) in box
+            # rescaling): a constant, like a weight
+            self.weight_ids.update(id(t) for t in flat_in if t.device.type != "meta"
+                                   and id(t) not in self.producer)
         acts = [t for t in flat_in if id(t) not in self.weight_ids]
         weights = [t for t in flat_in if id(t) in self.weight_ids]
         kind = kind_of(name)
@@ -124,6 +137,18 @@ class _Recorder(TorchDispatchMode):
             # data: without this, every later step of an LSTM (h0 = zeros) would fold away
             self.weight_ids.difference_update(id(o) for o in flat_out)
         idx = len(self.nodes)
+        if folded and kind_of(name) == "view" and name not in FACTORY_OPS and flat_in:
+            # a view of a constant (a slice of a zero-filled batch): remember its base, so that
+            # writing data into the view (copy_) makes the base data as well
+            base = id(flat_in[0])
+            for o in flat_out:
+                self.view_base[id(o)] = self.view_base.get(base, base)
+        elif not folded and name.endswith("_"):
+            for o in flat_out:
+                base = self.view_base.get(id(o))
+                if base is not None:
+                    self.weight_ids.discard(base)
+                    self.producer[base] = idx
         for t in acts:
             src = self.producer.get(id(t))
             if src is not None:
@@ -141,10 +166,21 @@ class _Recorder(TorchDispatchMode):
             dims, khw = _loop_dims(kind, name, args, flat_in, flat_out)
             if kind == "conv" and dims[4] > 1:
                 kind = "depthwise_conv" if dims[2] == 1 else "grouped_conv"
-        if kind in ("maxpool", "avgpool", "reduce"):
+        if kind in ("maxpool", "avgpool", "reduce", "select"):
             vector_ops = max(in_elems, out_elems)
+            if name in ("sort", "argsort"):
+                vector_ops = pp.sort_ops(in_elems)
+        elif kind == "roi_align":
+            vector_ops = pp.roi_align_ops(flat_out[0].numel(), int(args[5]) if len(args) > 5 else 0)
+        elif kind == "roi_pool":
+            vector_ops = pp.roi_pool_ops(flat_out[0].numel())
+        elif kind == "nms":
+            vector_ops = pp.nms_ops(flat_in[0].shape[0], flat_in[0].shape[0])
+            self.nms_out[id(flat_out[0])] = idx
         else:
             vector_ops = out_elems * VECTOR_OPS_PER_ELEM.get(kind, 0)
+        if name == "slice" and acts and id(acts[0]) in self.nms_out and flat_out[0].dim() == 1:
+            self._nms_keeps(self.nms_out[id(acts[0])], flat_out[0].shape[0])
         self.nodes.append(OpNode(
             name=f"{idx}:{name}",
             kind=kind,
@@ -164,6 +200,70 @@ class _Recorder(TorchDispatchMode):
             bytes_per_elem=flat_out[0].element_size(),
         ))
         return out
+
+    def _nms_keeps(self, idx: int, k: int) -> None:
+        """The model keeps the first k boxes of an NMS output: charge NMS for keeping k."""
+        nd = self.nodes[idx]
+        n = nd.input_shapes[0][0] if nd.input_shapes else 0
+        self.nodes[idx] = dataclasses.replace(nd, vector_ops=pp.nms_ops(n, k))
+
+    @contextlib.contextmanager
+    def quiet(self) -> Iterator[None]:
+        """Run ops without recording them (a node for their result is recorded by hand)."""
+        was = self.suspended
+        self.suspended = True
+        try:
+            yield
+        finally:
+            self.suspended = was
+
+    def _module(self) -> str:
+        return self.module_stack[-1] if self.module_stack else ""
+
+    def record(self, kind: str, target: str, inputs: list, outputs: list,
+               vector_ops: int) -> int:
+        """One node of `kind` reading `inputs` (weights among them are left out) and writing
+        `outputs`: for post-processing steps recorded whole (graph/postprocess.py)."""
+        idx = len(self.nodes)
+        acts = [t for t in inputs if id(t) not in self.weight_ids]
+        for t in acts:
+            src = self.producer.get(id(t))
+            if src is not None:
+                self.edges.add((src, idx))
+        for o in outputs:
+            self.producer[id(o)] = idx
+            self.keep.append(o)
+            self.weight_ids.discard(id(o))
+        self.nodes.append(OpNode(
+            name=f"{idx}:{target.rsplit('.', 1)[-1]}", kind=kind, target=target,
+            module=self._module(), input_shapes=tuple(_shape(t) for t in acts),
+            output_shapes=tuple(_shape(o) for o in outputs),
+            dtype=str(outputs[0].dtype).replace("torch.", "") if outputs else "float32",
+            vector_ops=int(vector_ops), input_elems=int(sum(t.numel() for t in acts)),
+            output_elems=int(sum(o.numel() for o in outputs)),
+            bytes_per_elem=outputs[0].element_size() if outputs else 4))
+        return idx
+
+    def begin_region(self) -> int:
+        self.in_region = True
+        return len(self.nodes)
+
+    def collapse(self, start: int, kind: str, target: str, inputs: list, outputs: list) -> int:
+        """Fold the nodes recorded since `start` into one node of `kind` that did their work."""
+        inner = self.nodes[start:]
+        del self.nodes[start:]
+        inbound = {a for a, b in self.edges if b >= start and a < start}
+        self.edges = {(a, b) for a, b in self.edges if b < start}
+        for key, v in self.producer.items():
+            if v >= start:
+                self.producer[key] = start
+        for key, v in list(self.nms_out.items()):
+            if v >= start:
+                del self.nms_out[key]
+        idx = self.record(kind, target, inputs, outputs,
+                          vector_ops=sum(n.vector_ops for n in inner))
+        self.edges |= {(a, idx) for a in inbound}
+        return idx
 
 
     def record_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -193,6 +293,49 @@ class _Recorder(TorchDispatchMode):
             dims=(int(q.shape[-2]), int(k.shape[-2]), int(q.shape[-1] + v.shape[-1]), 1, int(g)),
             kernel_hw=(1, 1), bytes_per_elem=q.element_size()))
         return out
+
+
+def _on_meta(args, kwargs) -> bool:
+    return any(t.device.type == "meta" for t in _tensors((args, tuple(kwargs.values()))))
+
+
+def _all_selected(rec: _Recorder, func, args, kwargs):
+    """nonzero on meta: every element is selected (the stated worst case, graph/postprocess)."""
+    x = args[0]
+    with rec.quiet():
+        return torch.empty((x.numel(), x.dim()), dtype=torch.long, device="meta")
+
+
+def _bool_index(rec: _Recorder, func, args, kwargs):
+    """x[mask] on meta: every element of the mask selected (long indices in its place)."""
+    x, indices = args[0], list(args[1])
+    if not any(i is not None and i.dtype == torch.bool for i in indices):
+        return func(*args, **kwargs)
+    new = []
+    for i in indices:
+        if i is not None and i.dtype == torch.bool:
+            with rec.quiet():
+                every = torch.empty((i.numel(),), dtype=torch.long, device="meta")
+            new.extend([every] * i.dim())
+        else:
+            new.append(i)
+    return func(x, new, *args[2:], **kwargs)
+
+
+def _nothing_suppressed(rec: _Recorder, func, args, kwargs):
+    """torchvision::nms on meta keeps every box; the slice after it sets how many count."""
+    with rec.quiet():
+        return torch.empty((args[0].shape[0],), dtype=torch.long, device="meta")
+
+
+def _no_value(rec: _Recorder, func, args, kwargs):
+    raise CaptureError("the model reads a tensor's value (.item() or int()), which meta tensors "
+                       "do not have")
+
+
+# data-dependent ops and what a meta capture makes of them (see graph/postprocess.py)
+_DATA_DEPENDENT = {"nonzero": _all_selected, "index": _bool_index, "nms": _nothing_suppressed,
+                   "_local_scalar_dense": _no_value}
 
 
 @contextlib.contextmanager
@@ -237,11 +380,14 @@ def _module_paths(model: torch.nn.Module, stack: list[str]) -> Iterator[None]:
 
 
 def capture_module(model: torch.nn.Module, input_shape: tuple[int, ...], *, model_name: str,
-                   source: str = "torch", meta: dict | None = None) -> OpGraph:
+                   source: str = "torch", meta: dict | None = None,
+                   postprocess: bool = False) -> OpGraph:
     """Trace one forward pass of `model` on a meta input of `input_shape` (N, C, H, W).
 
     The caller's module is not modified: parameters are swapped for meta tensors with
     `torch.func.functional_call`, and the temporary hooks are removed afterwards.
+    `postprocess`: run torchvision's detection post-processing at its stated counts
+    (graph/postprocess.py), each data-dependent step one node of its own kind.
     """
     state = {k: (v if v.device.type == "meta" else torch.empty_like(v, device="meta"))
              for k, v in list(model.named_parameters()) + list(model.named_buffers())}
@@ -249,12 +395,17 @@ def capture_module(model: torch.nn.Module, input_shape: tuple[int, ...], *, mode
     weight_ids = {id(t) for t in state.values()}
     stack: list[str] = []
     rec = _Recorder(weight_ids, stack)
+    rec.fold_literals = postprocess
     x = torch.empty(input_shape, device="meta")
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), _module_paths(model, stack), rec, _attention_as_one_op(rec):
+        tail = pp.stated_postprocessing(rec, tuple(input_shape[-2:])) if postprocess \
+            else contextlib.nullcontext()
+        with torch.no_grad(), _module_paths(model, stack), rec, _attention_as_one_op(rec), tail:
             torch.func.functional_call(model, state, (x,), strict=False)
+    except CaptureError as exc:
+        raise CaptureError(f"cannot capture {model_name}: {exc}") from exc
     except Exception as exc:  # a model that cannot run on meta tensors
         raise CaptureError(f"cannot capture {model_name}: {type(exc).__name__}: {exc}") from exc
     finally:

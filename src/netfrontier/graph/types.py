@@ -21,10 +21,17 @@ VECTOR_KINDS = (
     "maxpool", "avgpool", "reduce", "concat", "copy", "pad", "resize",
 )
 FREE_KINDS = ("view",)  # metadata-only (reshape, permute of a view, slicing): no data moves
+# The data-dependent tail of detection and segmentation networks, each captured as its own kind
+# at a stated number of proposals and detections (graph/postprocess.py): anchor generation, box
+# decoding, score thresholding and top-k selection, non-maximum suppression, RoIAlign / RoIPool,
+# mask pasting into the image and keypoint decoding. They are vector work (no MACs); a
+# fixed-function preset that does not list them runs them on its fallback host.
+POSTPROCESS_KINDS = ("anchors", "box_decode", "select", "nms", "roi_align", "roi_pool",
+                     "mask_paste", "keypoint_decode")
 # An operator the importer cannot cost (control flow, a custom domain's op): its tensors are
 # counted and it runs as one vector op per output element, a lower bound flagged in every output.
 UNKNOWN_KIND = "unknown"
-OP_KINDS = MAC_KINDS + VECTOR_KINDS + FREE_KINDS + (UNKNOWN_KIND,)
+OP_KINDS = MAC_KINDS + VECTOR_KINDS + FREE_KINDS + (UNKNOWN_KIND,) + POSTPROCESS_KINDS
 # Bump when captured graphs change for the same model (stored graphs are keyed on it).
 CAPTURE_REVISION = 2
 ACTIVATION_KINDS = ("relu", "hardswish", "hardsigmoid", "sigmoid", "silu", "gelu", "tanh")

@@ -11,6 +11,26 @@ if TYPE_CHECKING:
     from netfrontier.graph.types import OpGraph
 
 
+# What a zoo entry is for, and the published accuracy each task is judged by. The first metric of
+# a task is its default; each is a percentage, higher is better.
+TASKS = ("classification", "detection", "segmentation")
+METRICS = {
+    "classification": ("top1",),
+    "detection": ("box_map", "mask_map", "kp_map"),
+    "segmentation": ("miou", "pixel_acc"),
+}
+METRIC_LABELS = {
+    "top1": "ImageNet top-1 (%)",
+    "box_map": "COCO box mAP",
+    "mask_map": "COCO mask mAP",
+    "kp_map": "COCO keypoint mAP",
+    "miou": "mIoU (%, COCO val2017, VOC classes)",
+    "pixel_acc": "pixel accuracy (%, COCO val2017, VOC classes)",
+}
+METRIC_SHORT = {"top1": "top-1", "box_map": "box mAP", "mask_map": "mask mAP",
+                "kp_map": "keypoint mAP", "miou": "mIoU", "pixel_acc": "pixel accuracy"}
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """One network a user can name: architecture, weights, native resolution and accuracy.
@@ -18,6 +38,9 @@ class ModelEntry:
     `top1` is ImageNet-1k top-1 in percent (None when unknown); `top1_source` says where it
     comes from ("reference: torchvision metadata" or "measured: imagenet-sample, N images").
     `ref_macs` is the publisher's MAC count at the native resolution, when it publishes one.
+    `task` is one of TASKS; `metrics` holds the task's published figures (METRICS, e.g.
+    {"box_map": 37.0, "mask_map": 34.6}) with `metrics_source` saying where they come from;
+    classification entries carry theirs in `top1` (and `metrics` = {"top1": top1}).
     """
 
     name: str
@@ -30,6 +53,16 @@ class ModelEntry:
     params: int | None = None
     ref_macs: int | None = None
     extra: dict = field(default_factory=dict, compare=False, hash=False)
+    task: str = "classification"
+    metrics: dict = field(default_factory=dict, compare=False, hash=False)
+    metrics_source: str = ""
+
+    def metric(self, name: str | None = None) -> float | None:
+        """The published figure for `name` (default: the task's first metric), or None."""
+        name = name or METRICS[self.task][0]
+        if name == "top1" and self.task == "classification":
+            return self.top1
+        return self.metrics.get(name)
 
 
 class ModelSource(ABC):

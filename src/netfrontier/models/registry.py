@@ -8,12 +8,16 @@ from netfrontier.graph.types import OpGraph
 from netfrontier.models.base import ModelEntry, ModelSource
 from netfrontier.models.efficientnet_lite import EfficientNetLiteSource
 from netfrontier.models.other_sources import FactorySource, OnnxFileSource, TimmSource
+from netfrontier.models.torchvision_tasks import TorchvisionTaskSource
 from netfrontier.models.torchvision_zoo import TorchvisionSource
 
 # Order matters: file and factory forms are recognised by shape before catalogue look-ups.
 SOURCES: list[ModelSource] = [OnnxFileSource(), FactorySource(), TimmSource(),
-                              EfficientNetLiteSource(), TorchvisionSource()]
-ZOO_SOURCES = ("torchvision", "efficientnet_lite")  # sources whose entries carry an ImageNet top-1
+                              EfficientNetLiteSource(), TorchvisionSource(),
+                              TorchvisionTaskSource()]
+# sources whose entries carry a published (or measured) accuracy: ImageNet top-1 for the
+# classifiers, COCO mAP / mIoU for the detection and segmentation entries
+ZOO_SOURCES = ("torchvision", "efficientnet_lite", "torchvision_tasks")
 
 
 def resolve(name: str) -> tuple[ModelSource, ModelEntry]:
@@ -37,10 +41,18 @@ def zoo_signature() -> str:
     return h.hexdigest()[:12]
 
 
-def zoo_entries(pattern: str | None = None) -> list[ModelEntry]:
-    """Every entry with an ImageNet top-1 (optionally filtered by a glob on name or arch)."""
+def zoo_entries(pattern: str | None = None, task: str = "classification") -> list[ModelEntry]:
+    """Every entry of `task` with its accuracy figure (classification: an ImageNet top-1; see
+    models.base.TASKS), optionally filtered by a glob on name or arch. `task="all"`: every
+    task's entries."""
+    from netfrontier.models.base import TASKS
+
+    if task != "all" and task not in TASKS:
+        from netfrontier.errors import OptionError
+
+        raise OptionError(f"unknown task '{task}' (use {', '.join(TASKS)})")
     out = [e for s in SOURCES if s.name in ZOO_SOURCES for e in s.entries()
-           if e.top1 is not None]
+           if (task == "all" or e.task == task) and e.metric() is not None]
     if pattern:
         out = [e for e in out if fnmatch.fnmatch(e.name, pattern) or fnmatch.fnmatch(e.arch, pattern)]
     return out

@@ -23,6 +23,23 @@ _UNITS = {
     "energy": ("energy_j", 1e3, "mJ", "Energy"),
 }
 _SHORT = {"latency": "latency", "dram": "DRAM", "energy": "energy"}
+# the words of the report for its task's metric (classification: ImageNet top-1)
+_TOP1 = {"short": "top-1", "Short": "Top-1", "pct": "%", "col": "Top-1 %",
+         "col_tip": "ImageNet-1k top-1; the letter says where it comes from",
+         "what": "ImageNet classifier (source.weights)", "points": "points of top-1"}
+
+
+def task_words(meta: dict) -> dict:
+    """The report's words for the metric on its y axis (meta "metric_short", "metric_label")."""
+    short = meta.get("metric_short")
+    if not short or short == "top-1":
+        return _TOP1
+    return {"short": short, "Short": short[0].upper() + short[1:], "pct": "",
+            "col": short[0].upper() + short[1:],
+            "col_tip": f"{meta.get('metric_label') or short}; the letter says where it comes "
+                       "from",
+            "what": f"{meta.get('task', '')} network (source.weights)",
+            "points": f"points of {short}"}
 _CHIP = {"latency": "lat", "dram": "DRAM", "energy": "energy"}
 _IMAGE_CAPTIONS = {
     "latency": "Top-1 vs latency per inference",
@@ -30,6 +47,12 @@ _IMAGE_CAPTIONS = {
     "energy": "Top-1 vs energy per inference",
     "measured_latency": "Top-1 vs measured latency",
 }
+_PARTS_CAPTION = ("Where the time goes: modelled latency per part of the network (graph.table."
+                  "layer_group) and how much of it runs on the fallback host")
+_PART_COLUMNS = {"latency_pre_s": ("Pre", "pre-processing"),
+                 "latency_backbone_s": ("Backbone", "backbone"),
+                 "latency_neck_s": ("Neck", "neck"), "latency_head_s": ("Head", "head"),
+                 "latency_post_s": ("Post", "post-processing")}
 
 _CSS = """
 :root{--ink:#1f2630;--mute:#5d6673;--line:#e3e7ec;--blue:#1d5fa8;--red:#b8322a;--amber:#c77700;
@@ -172,7 +195,7 @@ def _with_unit(r: dict, obj: str) -> str:
     return f"{_num(_cost(r, obj))} {_UNITS[obj][2]}"
 
 
-def _plotted_text(rows: list[dict]) -> str:
+def _plotted_text(rows: list[dict], w: dict = _TOP1) -> str:
     """How many rows the frontier plots show, and which top-1s they leave out and why: the plots
     and frontier.annotate take only rows with a comparable top-1 (frontier.comparable_top1)."""
     top1 = comparable_top1(rows)
@@ -180,7 +203,7 @@ def _plotted_text(rows: list[dict]) -> str:
     out = [r for r, t in zip(rows, top1) if r.get("top1") is not None and not np.isfinite(t)]
     missing = sum(r.get("top1") is None for r in rows)
     kind = "reference" if out else "known"
-    parts = [f"{plotted} with a {kind} top-1 {'is' if plotted == 1 else 'are'} plotted"]
+    parts = [f"{plotted} with a {kind} {w['short']} {'is' if plotted == 1 else 'are'} plotted"]
     if out:
         sets = ", ".join(dict.fromkeys(_measured_on(str(r.get("top1_source") or ""))
                                        for r in out))
@@ -188,18 +211,18 @@ def _plotted_text(rows: list[dict]) -> str:
                      f"but not plotted (another image set: not comparable with the reference "
                      f"figures)")
     if missing:
-        parts.append(f"{missing} without a top-1, left off the frontier")
+        parts.append(f"{missing} without a {w['short']}, left off the frontier")
     return " · ".join(_e(p) for p in parts)
 
 
-def _headline(rows: list[dict], lines: dict) -> str:
+def _headline(rows: list[dict], lines: dict, w: dict = _TOP1) -> str:
     n = len(rows)
     fb = [r for r in rows if r.get("unsupported_layers")]
     unk = [r for r in rows if _unknown(r)[0]]
     hw_cards = [
         '<div class="card"><h3>Models</h3>'
         f'<div class="big">{n} <small>model{"s" if n != 1 else ""}</small></div>'
-        f'<p class="cardp">{_plotted_text(rows)}</p>'
+        f'<p class="cardp">{_plotted_text(rows, w)}</p>'
         + (f'<p class="cardp warn">⚠ {len(fb)} run partly on the host CPU '
            f'(unsupported layers)</p>' if fb
            else '<p class="cardp">every layer runs on the accelerator</p>')
@@ -220,7 +243,7 @@ def _headline(rows: list[dict], lines: dict) -> str:
 
         def item(label, r, extra=""):
             return (f"<dt>{label}</dt><dd>{_name_html(r)}<br><small>{_e(_with_unit(r, obj))}"
-                    f" · {r['top1']:.2f}% top-1{extra}</small></dd>")
+                    f" · {r['top1']:.2f}{w['pct']} {w['short']}{extra}</small></dd>")
 
         body = item("cheapest", cheap) + item("most accurate", best)
         if bal is not None and bal[key] < 0 and bal is not cheap and bal is not best:
@@ -230,7 +253,7 @@ def _headline(rows: list[dict], lines: dict) -> str:
     return '<section class="cards">' + "".join(hw_cards) + "</section>"
 
 
-def _equations(lines: dict) -> str:
+def _equations(lines: dict, w: dict = _TOP1) -> str:
     trs = []
     for obj in OBJECTIVES:
         line: TradeoffLine | None = lines.get(obj)
@@ -241,9 +264,9 @@ def _equations(lines: dict) -> str:
             continue
         a = line.intercept - line.slope * math.log10(f)
         sign = "+" if line.slope >= 0 else "−"
-        eq = f"top-1 = {a:.2f} {sign} {abs(line.slope):.3f} · log₁₀({_SHORT[obj]} / {unit})"
+        eq = f"{w['short']} = {a:.2f} {sign} {abs(line.slope):.3f} · log₁₀({_SHORT[obj]} / {unit})"
         trs.append(f"<tr><th>{_e(name)}</th><td><code>{_e(eq)}</code></td><td>each 10× more "
-                   f"{_e(_SHORT[obj])} buys {line.slope:.2f} points of top-1 along the frontier "
+                   f"{_e(_SHORT[obj])} buys {line.slope:.2f} {_e(w['points'])} along the frontier "
                    f"(fitted through {line.points} frontier models)</td></tr>")
     return '<table class="eq"><tbody>' + "".join(trs) + "</tbody></table>"
 
@@ -263,7 +286,7 @@ def _model_cell(r: dict) -> str:
     return f'<td class="t m" data-v="{_e(name)}" title="{_e(name)}">{_name_html(r)}</td>'
 
 
-def _table(rows: list[dict]) -> tuple[str, list[str]]:
+def _table(rows: list[dict], w: dict = _TOP1) -> tuple[str, list[str]]:
     sources = []
     for r in rows:
         s = r.get("top1_source") or ""
@@ -271,20 +294,26 @@ def _table(rows: list[dict]) -> tuple[str, list[str]]:
             sources.append(s)
     mark = {s: "abcdefghijklmnopqrstuvwxyz"[i] if i < 26 else str(i + 1)
             for i, s in enumerate(sources)}
-    cols = [("Model", "t", "ImageNet classifier (source.weights)"),
-            ("Top-1 %", "num", "ImageNet-1k top-1; the letter says where it comes from"),
+    cols = [("Model", "t", w["what"]),
+            (w["col"], "num", w["col_tip"]),
             ("Latency ms", "num", "modelled latency per batch"),
             ("DRAM MB", "num", "modelled DRAM traffic per batch"),
             ("Energy mJ", "num", "modelled energy per batch"),
             ("Frontier", "num", "on the efficient frontier for these objectives"),
             ("↓ lat", "num",
-             "points of top-1 below the latency trade-off line (negative: above)"),
-            ("↓ DRAM", "num", "points of top-1 below the DRAM trade-off line (negative: above)"),
+             f"{w['points']} below the latency trade-off line (negative: above)"),
+            ("↓ DRAM", "num", f"{w['points']} below the DRAM trade-off line (negative: above)"),
             ("↓ energy", "num",
-             "points of top-1 below the energy trade-off line (negative: above)"),
+             f"{w['points']} below the energy trade-off line (negative: above)"),
             ("MACs G", "num", "multiply-accumulates per batch, billions"),
             ("Params M", "num", "parameters, millions"),
-            ("Util %", "num", "achieved / peak ops per second"),
+            ("Util %", "num", "achieved / peak ops per second")]
+    parts = rows and all("latency_backbone_s" in r for r in rows)
+    if parts:  # a detection or segmentation report: where each model's time goes
+        cols += [(f"{label} ms", "num", f"modelled latency of the {name} per batch")
+                 for label, name in _PART_COLUMNS.values()]
+        cols += [("On host ms", "num", "the part of the latency on the fallback host")]
+    cols += [
             ("Config", "t", "input resolution · weight / activation bits"),
             ("Fallback", "t",
              "layers the accelerator cannot run (they run on the host CPU), by op kind; and "
@@ -326,6 +355,10 @@ def _table(rows: list[dict]) -> tuple[str, list[str]]:
         cells.append(td(None if macs is None else macs / 1e9))
         cells.append(td(None if params is None else params / 1e6))
         cells.append(td(None if util is None else util * 100))
+        if parts:
+            for col in _PART_COLUMNS:
+                cells.append(td(1e3 * float(r.get(col) or 0.0)))
+            cells.append(td(1e3 * float(r.get("host_latency_s") or 0.0)))
         wb, ab, res = r.get("wbits"), r.get("abits"), r.get("resolution")
         cfg = [f"{res}px" if res is not None else "",
                f"w{wb}a{ab}" if wb is not None or ab is not None else ""]
@@ -346,11 +379,12 @@ def _table(rows: list[dict]) -> tuple[str, list[str]]:
         attr = f' class="{cls}"' if cls else ""
         body.append(f"<tr{attr}>" + "".join(cells) + "</tr>")
     counts = Counter(r.get("top1_source") for r in rows if r.get("top1") is not None)
-    notes = [f"<sup>{mark[s]}</sup> top-1 {_e(s)} "
+    notes = [f"<sup>{mark[s]}</sup> {_e(w['short'])} {_e(s)} "
              f"({counts[s]} model{'s' if counts[s] != 1 else ''})" for s in sources]
     missing = sum(r.get("top1") is None for r in rows)
     if missing:
-        notes.append(f"— no top-1 known for {missing} model{'s' if missing != 1 else ''}; "
+        notes.append(f"— no {_e(w['short'])} known for {missing} model"
+                     f"{'s' if missing != 1 else ''}; "
                      f"they are left off the frontier")
     table = (f'<div class="tablewrap"><table class="rows"><thead><tr>{head}</tr></thead>'
              f"<tbody>{''.join(body)}</tbody></table></div>")
@@ -364,8 +398,15 @@ def _img(path: Path) -> str:
 
 
 def render_report(rows: list[dict], lines: dict, meta: dict, images: dict | None = None) -> str:
-    """The report as one HTML string (what write_report writes)."""
+    """The report as one HTML string (what write_report writes).
+
+    For a detection or segmentation task (meta "task", "metric_short", "metric_label") the
+    rows' `accuracy` is the y value (their `top1` is None) and the words follow the metric."""
     images = images or {}
+    w = task_words(meta)
+    if w is not _TOP1:
+        rows = [{**r, "top1": r.get("accuracy"), "top1_source": r.get("accuracy_source")}
+                for r in rows]
     row_hw = next((r.get("hardware") for r in rows if r.get("hardware")), "unknown hardware")
     hw = _meta(meta, "hardware", "hardware_name", "name", default=row_hw)
     date = _meta(meta, "date", default="")
@@ -393,6 +434,10 @@ def render_report(rows: list[dict], lines: dict, meta: dict, images: dict | None
     figs = []
     for key, path in images.items():
         cap = _IMAGE_CAPTIONS.get(key, str(key).replace("_", " ").capitalize())
+        if key in _IMAGE_CAPTIONS and w is not _TOP1:
+            cap = cap.replace("Top-1", w["Short"])
+        if key == "parts":
+            cap = _PARTS_CAPTION
         figs.append(f'<figure><img src="{_img(path)}" alt="{_e(cap)}"><figcaption>{_e(cap)}. '
                     f"Blue: the efficient frontier; dashed red: the trade-off line; the red "
                     f"shading below it marks poor trade-offs.</figcaption></figure>"
@@ -400,9 +445,10 @@ def render_report(rows: list[dict], lines: dict, meta: dict, images: dict | None
                     f'<figure><img src="{_img(path)}" alt="{_e(cap)}"><figcaption>{_e(cap)}'
                     f"</figcaption></figure>")
 
-    table, footnotes = _table(rows)
+    table, footnotes = _table(rows) if w is _TOP1 else _table(rows, w)
     notes = [str(n) for n in (meta.get("notes") or [])]
-    title = f"Accuracy vs cost on {hw}"
+    title = f"Accuracy vs cost on {hw}" if w is _TOP1 else \
+        f"{str(meta.get('task') or '').capitalize()}: {w['short']} vs cost on {hw}"
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -411,14 +457,14 @@ def render_report(rows: list[dict], lines: dict, meta: dict, images: dict | None
         f"<style>{_CSS}</style></head><body><main>",
         f"<h1>{_e(title)}</h1>",
         f'<p class="sub">{"".join(sub)}</p>' if sub else "",
-        _headline(rows, lines),
+        _headline(rows, lines, w),
         "<h2>Frontier plots</h2>" if figs else "",
         "".join(figs),
         "<h2>Trade-off lines</h2>",
-        "<p class=sub>Least-squares fit of top-1 against log₁₀(cost) through the frontier "
-        "models; a model's “↓” column in the table is how many points of top-1 it lies below "
-        "the line.</p>",
-        _equations(lines),
+        f"<p class=sub>Least-squares fit of {_e(w['short'])} against log₁₀(cost) through the "
+        f"frontier models; a model's “↓” column in the table is how many {_e(w['points'])} it "
+        "lies below the line.</p>",
+        _equations(lines, w),
         f"<h2>All models <small style='font-weight:400;color:var(--mute);font-size:13px'>"
         f"({len(rows)}; click a column header to sort)</small></h2>",
         table,

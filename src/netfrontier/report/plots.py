@@ -224,7 +224,8 @@ def _segment_points(verts: np.ndarray, every_px: float = 3.0) -> np.ndarray:
 
 
 def plot_frontier(rows: list[dict], line: TradeoffLine | None, objective: str, path,
-                  title: str | None = None) -> Path:
+                  title: str | None = None, metric: str = "top1",
+                  metric_label: str | None = None, metric_short: str | None = None) -> Path:
     """Top-1 vs cost (log x, human units) with the frontier, the trade-off line and labels.
 
     `objective` is a key of frontier.OBJECTIVES or "measured_latency". Frontier membership comes
@@ -232,6 +233,9 @@ def plot_frontier(rows: list[dict], line: TradeoffLine | None, objective: str, p
     it is computed here. Rows without a comparable top-1 (frontier.comparable_top1: a figure
     measured on another image set when reference ones exist) or a positive cost are left out
     (and counted in a note on the plot). Writes the PNG atomically and returns its path.
+    `metric` is the row column on the y axis ("top1", or "accuracy" for a detection or
+    segmentation task), `metric_label` its axis label and `metric_short` its name in the title
+    and equation (e.g. "COCO box mAP", "box mAP").
     """
     if objective not in UNITS:
         raise ValueError(f"unknown objective {objective!r} (use {', '.join(UNITS)})")
@@ -240,8 +244,9 @@ def plot_frontier(rows: list[dict], line: TradeoffLine | None, objective: str, p
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
+    short = metric_short or "top-1"
     names_all = short_names(rows)
-    top1 = comparable_top1(rows)
+    top1 = comparable_top1(rows, metric)
     keep = [i for i, r in enumerate(rows) if np.isfinite(top1[i]) and r.get(col) is not None
             and r[col] > 0 and math.isfinite(r[col])]
     sub = [rows[i] for i in keep]
@@ -270,16 +275,16 @@ def plot_frontier(rows: list[dict], line: TradeoffLine | None, objective: str, p
     ax.grid(True, which="major", color="#e6e9ee", lw=0.7, zorder=0)
     ax.set_axisbelow(True)
     ax.set_xlabel(f"{quantity} {per} ({unit}, log scale)", fontsize=10, color=C_TEXT)
-    ax.set_ylabel("ImageNet top-1 (%)", fontsize=10, color=C_TEXT)
+    ax.set_ylabel(metric_label or "ImageNet top-1 (%)", fontsize=10, color=C_TEXT)
     hw = next((r.get("hardware") for r in rows if r.get("hardware")), None)
     if title is None:
         q = quantity if quantity.split()[0].isupper() else quantity[0].lower() + quantity[1:]
-        title = f"Top-1 vs {q}" + (f" on {hw}" if hw else "")
+        title = f"{short[0].upper() + short[1:]} vs {q}" + (f" on {hw}" if hw else "")
     # a figure text, not ax.set_title: placing an axes title measures every tick label
     fig.text(0.075, 0.955, title, fontsize=12.5, color="#1f2630", fontweight="bold", va="baseline")
 
     if not len(x):
-        ax.text(0.5, 0.5, "no model with both a top-1 and a cost", transform=ax.transAxes,
+        ax.text(0.5, 0.5, f"no model with both a {short} and a cost", transform=ax.transAxes,
                 ha="center", va="center", color=C_TEXT)
         ax.set_xlim(0.1, 10)
         return _save(fig, path)
@@ -310,7 +315,7 @@ def plot_frontier(rows: list[dict], line: TradeoffLine | None, objective: str, p
         ax.plot(xs, ys, color=C_LINE, lw=1.3, ls=(0, (6, 3)), zorder=2)
         b = line.slope
         a_disp = line.intercept - b * math.log10(factor)
-        eq = f"top-1 = {a_disp:.1f} {'+' if b >= 0 else '−'} {abs(b):.2f}·log₁₀({unit})"
+        eq = f"{short} = {a_disp:.1f} {'+' if b >= 0 else '−'} {abs(b):.2f}·log₁₀({unit})"
         handles.append(Line2D([], [], color=C_LINE, lw=1.3, ls=(0, (6, 3)),
                               label=f"trade-off line: {eq}"))
         handles.append(Patch(color=C_LINE, alpha=0.14, lw=0,
@@ -367,9 +372,9 @@ def plot_frontier(rows: list[dict], line: TradeoffLine | None, objective: str, p
                   avoid=[(lb.x0, lb.y0, lb.x1, lb.y1)],
                   obstacles=np.vstack(obstacles) if obstacles else None)
 
-    other_set = sum(r.get("top1") is not None and not np.isfinite(t) for r, t in zip(rows, top1))
-    skipped = [(len(rows) - len(sub) - other_set, "without a top-1 or cost"),
-               (other_set, "with a top-1 measured on another image set")]
+    other_set = sum(r.get(metric) is not None and not np.isfinite(t) for r, t in zip(rows, top1))
+    skipped = [(len(rows) - len(sub) - other_set, f"without a {short} or cost"),
+               (other_set, f"with a {short} measured on another image set")]
     if any(k for k, _ in skipped):
         ax.text(0.995, 0.01, " · ".join(f"{k} model{'s' if k > 1 else ''} {why}"
                                         for k, why in skipped if k) + " not shown",
@@ -377,15 +382,22 @@ def plot_frontier(rows: list[dict], line: TradeoffLine | None, objective: str, p
     return _save(fig, path)
 
 
-def plot_all(rows: list[dict], lines: dict, out_dir, prefix: str = "frontier") -> dict[str, Path]:
+def plot_all(rows: list[dict], lines: dict, out_dir, prefix: str = "frontier",
+             metric: str = "top1", metric_label: str | None = None,
+             metric_short: str | None = None) -> dict[str, Path]:
     """The three frontier plots (and top-1 vs measured latency when any row has one) as
-    `<out_dir>/<prefix>_<objective>.png`; returns {objective: path} in plotting order."""
+    `<out_dir>/<prefix>_<objective>.png`; returns {objective: path} in plotting order.
+    `metric`, `metric_label`, `metric_short`: the y axis (plot_frontier). Rows with latency
+    per part of the network (a detection or segmentation task) add `parts`: a bar chart of
+    where each model's time goes."""
     out_dir = Path(out_dir)
     out = {}
+    kw = dict(metric=metric, metric_label=metric_label, metric_short=metric_short)
     for obj in OBJECTIVES:
-        out[obj] = plot_frontier(rows, lines.get(obj), obj, out_dir / f"{prefix}_{obj}.png")
+        out[obj] = plot_frontier(rows, lines.get(obj), obj, out_dir / f"{prefix}_{obj}.png",
+                                 **kw)
     if any(r.get("measured_latency_s") is not None for r in rows):
-        top1 = comparable_top1(rows)
+        top1 = comparable_top1(rows, metric)
         ok = [i for i, r in enumerate(rows) if r.get("measured_latency_s") and np.isfinite(top1[i])]
         line = None
         if ok:
@@ -393,8 +405,28 @@ def plot_all(rows: list[dict], lines: dict, out_dir, prefix: str = "frontier") -
             line = fit_tradeoff_line(cost, top1[ok], pareto_front(cost, top1[ok]),
                                      "measured_latency")
         out["measured_latency"] = plot_frontier(rows, line, "measured_latency",
-                                                out_dir / f"{prefix}_measured_latency.png")
+                                                out_dir / f"{prefix}_measured_latency.png",
+                                                **kw)
+    if rows and all("latency_backbone_s" in r for r in rows):
+        out["parts"] = plot_parts(rows, out_dir / "latency_parts.png")
     return out
+
+
+PARTS = (("latency_pre_s", "pre-processing"), ("latency_backbone_s", "backbone"),
+         ("latency_neck_s", "neck"), ("latency_head_s", "head"),
+         ("latency_post_s", "post-processing"), ("host_latency_s", "of which on the host"))
+
+
+def plot_parts(rows: list[dict], path) -> Path:
+    """Where each model's modelled latency goes (ms per part of the network, and how much of
+    it runs on the fallback host), cheapest model first."""
+    hw = next((r.get("hardware") for r in rows if r.get("hardware")), "")
+    order = sorted(rows, key=lambda r: r.get("latency_s") or 0)
+    names = short_names(order)
+    table = {n: {label: 1e3 * float(r.get(col) or 0.0) for col, label in PARTS}
+             for n, r in zip(names, order)}
+    return plot_relative_bars(table, path, f"Where the time goes on {hw}" if hw else
+                              "Where the time goes", "latency per inference (ms)")
 
 
 def plot_relative_bars(table: dict[str, dict[str, float]], path, title: str, ylabel: str,
