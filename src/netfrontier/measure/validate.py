@@ -96,7 +96,8 @@ def validate(hw, measurements: list[dict], batch: int, store=None,
     if not meas:
         raise MeasurementError(f"no measurements at batch {batch}")
     predicted = {r["model"]: r for r in zoo_rows(hw, batch=batch, store=store,
-                                                 progress=progress, on_total=on_total)}
+                                                 progress=progress, on_total=on_total,
+                                                 models=sorted(meas))}
     rows = []
     for name, m in sorted(meas.items()):
         if name not in predicted:
