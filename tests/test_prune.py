@@ -139,3 +139,31 @@ def test_importance_options(net):
         pr.importance("fisher")
     with pytest.raises(OptionError, match="labelled"):
         pr.importance("taylor")
+
+
+def test_run_prune_end_to_end_writes_a_loadable_smaller_network(net, tmp_path):
+    from _tiny import blob_images
+    from netfrontier.compress.prune_report import write_prune_report
+    from netfrontier.compress.prune_study import PruneOptions, run_prune
+    from netfrontier.measure.accuracy import Preprocess
+    from netfrontier.models.pretrained import Pretrained
+
+    model, _ = net
+    torch.set_num_threads(1)  # small tensors: a second thread only waits
+    images = blob_images(16, size=32, seed=3)
+    pre = Pretrained("tiny", copy.deepcopy(model), 32, Preprocess(32, 32))
+    opts = PruneOptions(hw="img-series4-1core", ratio=0.92, epochs=1, batch_size=8,
+                        sens_images=4, round_to_tile=False, wbits=8)
+    r = run_prune("tiny", opts, tmp_path, pre=pre, images=images,
+                  hardware_also=("jetson-xavier-nx",))
+    variants = {row["variant"]: row for row in r["rows"]}
+    pruned = variants["pruned (hardware)"]
+    assert pruned["cost"]["img-series4-1core"]["latency_s"] <= r["target"] * (1 + 1e-9)
+    assert pruned["macs"] < variants["unpruned"]["macs"]
+    assert {"pruned (hardware) + distillation", "pruned + PTQ W8A8"} <= set(variants)
+    again = load_pruned(tmp_path, copy.deepcopy(model), images.preprocess.normalize(
+        images.images[:1]))
+    g = capture_module(again, (1, 3, 32, 32), model_name="again")
+    assert g.macs == pruned["macs"] and g.params == pruned["params"]
+    paths = write_prune_report(r, tmp_path, {"command": "test"})
+    assert "Channels kept per group" in paths["html"].read_text()

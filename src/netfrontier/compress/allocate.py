@@ -80,7 +80,9 @@ def cost_curves(costing: Costing, groups: list[Group], scores: dict, tile: int,
     out = {}
     for g in groups:
         out[g.root] = {g.channels: 0.0}
-        for k in levels(g, tile, min_keep)[1:]:
+        floor = max(1, math.ceil(g.channels * min_keep))  # so finer quanta interpolate to it
+        for k in sorted(set(levels(g, tile, min_keep)[1:]) | ({floor} if floor < g.channels
+                                                               else set()), reverse=True):
             plan = Plan({g.root: lowest(scores[g.root], g.channels - k)})
             out[g.root][k] = base - costing.cost(plan)
         if progress:
@@ -130,7 +132,7 @@ class Allocation:
 
 def allocate(costing: Costing, groups: list[Group], scores: dict, savings: dict, sens: dict,
              target: float, quantum: int, min_keep: float = 0.25,
-             max_rounds: int = 6) -> Allocation:
+             max_rounds: int = 40) -> Allocation:
     """Greedy saving-per-sensitivity allocation that meets `target` on the cost model."""
     base = costing.cost(Plan())
     kept = {g.root: g.channels for g in groups}
@@ -145,6 +147,7 @@ def allocate(costing: Costing, groups: list[Group], scores: dict, savings: dict,
         return _interp(sens[root], 1 - k / by_root[root].channels)
 
     for rounds in range(1, max_rounds + 1):
+        moved = False
         while sum(saving(r, k) for r, k in kept.items()) < need:
             best, best_ratio = None, -1.0
             for r, k in kept.items():
@@ -165,14 +168,17 @@ def allocate(costing: Costing, groups: list[Group], scores: dict, savings: dict,
             if best is None:
                 break
             kept[best[0]] = best[1]
+            moved = True
         alloc = Allocation(dict(kept), 0.0, base, 0.0, rounds)
         actual = costing.cost(alloc.plan(groups, scores))
         if actual <= target * (1 + 1e-9):
             return Allocation(dict(kept), actual, base,
                               sum(sens_at(r, k) for r, k in kept.items()), rounds)
-        need += actual - target  # the sum overestimated the saving: ask for the difference
-        if all(len([x for x in steps[r] if x < k]) == 0 for r, k in kept.items()):
-            break
+        if not moved and rounds > 1:
+            break  # nothing left that the model says saves anything
+        # the sum overestimated the saving: ask for the difference, and at least one more step
+        total = sum(saving(r, k) for r, k in kept.items())
+        need = max(need + actual - target, total * (1 + 1e-9) + 1e-15)
     closest = costing.cost(Allocation(kept, 0, base, 0, 0).plan(groups, scores))
     raise InfeasibleError(f"no allocation reaches {OBJECTIVES[costing.objective]} "
                           f"{target:.4g} keeping at least {min_keep:.0%} of every group: the "

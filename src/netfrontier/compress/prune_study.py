@@ -159,9 +159,7 @@ def run_prune(model_name: str, opts: PruneOptions, out_dir,
     means = pruner.consumer_means(x for x, _ in batches)
     analysis = _load_json(out / "analysis.json", key)
     if analysis is None:
-        sens = sensitivity(pruner, groups, scores, means if opts.fold else None,
-                           sens_x, progress=lambda g: None) if opts.allocation == "hardware" \
-            else {}
+        sens = sensitivity(pruner, groups, scores, means if opts.fold else None, sens_x)
         savings = cost_curves(costing, groups, scores, tile, opts.min_keep)
         analysis = {"sensitivity": sens, "savings": savings}
         _dump(out / "analysis.json", key, analysis)
