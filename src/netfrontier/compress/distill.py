@@ -80,8 +80,11 @@ def distill(model: torch.nn.Module, teacher: torch.nn.Module, images, groups: li
     `teacher`, updating the Adam parameter `groups` (each with its "lr"). Returns the log: mean
     loss and seconds per epoch, plus whatever `on_epoch(model, epoch)` returns."""
     dev = torch.device(device)
-    model.to(dev).eval()
-    teacher.to(dev).eval()
+    # channels-last: PyTorch's CPU depthwise-conv backward is several times slower in NCHW
+    # (EfficientNet-Lite2, 16 images: 16.5 s per step NCHW, 9.7 s channels-last, 2 cores)
+    fmt = torch.channels_last
+    model.to(dev, memory_format=fmt).eval()
+    teacher.to(dev, memory_format=fmt).eval()
     opt = torch.optim.Adam(groups)
     gen = torch.Generator().manual_seed(seed)
     n = len(images)
@@ -107,7 +110,8 @@ def distill(model: torch.nn.Module, teacher: torch.nn.Module, images, groups: li
             t0, losses = time.time(), []
             for s in range(0, n, batch_size):
                 idx = perm[s:s + batch_size]
-                x = images.preprocess.normalize(images.images[idx]).to(dev)
+                x = images.preprocess.normalize(images.images[idx]).to(dev).contiguous(
+                    memory_format=fmt)
                 mirror = (torch.rand(len(idx), generator=gen) < 0.5).to(dev)
                 if augment == "crop":
                     x = random_resized_crop(x, gen)
@@ -144,4 +148,6 @@ def distill(model: torch.nn.Module, teacher: torch.nn.Module, images, groups: li
         if taps_s is not None:
             taps_s.remove()
             taps_t.remove()
+        model.to(memory_format=torch.contiguous_format)
+        teacher.to(memory_format=torch.contiguous_format)
     return log
