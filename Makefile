@@ -1,9 +1,11 @@
-# Two entry points: `make report` (the zoo analysis and its report) and `make test`.
+# Two entry points: `make report` (the zoo analysis and its report) and `make test`;
+# `make serve` opens the interactive pages on http://127.0.0.1:$(PORT)/.
 PY ?= python3
 VENV := .venv
 NF := $(VENV)/bin/netfrontier
 HW ?= img-series4-1core
 OUT ?= zoo-report
+PORT ?= 8765
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -11,14 +13,29 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $@
 
-.PHONY: setup report test bench
+.PHONY: setup report test bench serve system-deps
 setup: $(VENV)/.installed
+
+# Headless Chromium and its driver for the browser tests (Debian packages), when missing.
+system-deps:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  echo "installing chromium and chromium-driver for the browser tests"; \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$sudo apt-get install -y -q --no-install-recommends chromium chromium-driver || \
+	  { $$sudo apt-get update -q && \
+	    $$sudo apt-get install -y -q --no-install-recommends chromium chromium-driver; }; \
+	fi
 
 report: setup
 	$(NF) zoo --hw $(HW) --out $(OUT)
 
-test: setup
+test: setup system-deps
 	$(VENV)/bin/python -m pytest -q -n 2
+
+# The zoo into the store (cached after the first run), then the pages; Ctrl-C stops.
+serve: report
+	$(NF) serve --port $(PORT)
 
 bench: setup
 	$(VENV)/bin/pip install -q -e '.[bench]'
