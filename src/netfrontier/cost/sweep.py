@@ -43,7 +43,7 @@ VARY_KEYS = {
                        "neighbours, one whose tensors go through DRAM, or none (host)"),
 }
 DEPTHWISE = ("fused", "unfused", "none")
-CHUNK = 256  # configurations per numpy pass (bounds memory on big graphs)
+CHUNK = 128  # configurations per numpy pass (keeps the arrays near the caches, bounds memory)
 
 
 def _known_keys() -> list[str]:
@@ -283,20 +283,29 @@ def _prepare(t: LayerTable, hw: HardwareSpec, wbits, abits) -> dict:
     rows = t.rows
     mask_dw = np.array([k in hw.supported_ops or k == "depthwise_conv" for k in OP_KINDS])
     mask_nodw = np.array([k in hw.supported_ops and k != "depthwise_conv" for k in OP_KINDS])
-    npairs = len(t.in_rows)
-    to_row = np.zeros((npairs, rows))
-    to_row[np.arange(npairs), t.in_rows] = 1.0  # pair -> consumer row
-    to_tensor = np.zeros((npairs, rows))
-    to_tensor[np.arange(npairs), t.in_tensors] = 1.0  # pair -> producer tensor
+    # segment sums over the (consumer row, producer tensor) pairs, O(pairs) per configuration:
+    # the pairs are sorted by consumer row; a second order groups them by producer tensor
+    r_start, r_rows = _segments(t.in_rows)
+    t_order = np.argsort(t.in_tensors, kind="stable")
+    t_start, t_rows = _segments(t.in_tensors[t_order])
     abytes, wbytes = abits / 8.0, wbits / 8.0
     return {
         "abytes": abytes, "w": t.weight_elems * wbytes,
         "rate": float(hw.macs_per_cycle[precision]), "pj_mac": hw.pj_per_mac(precision),
         "unsup_dw": (t.kind_mask & ~mask_dw).any(axis=1),
         "unsup_nodw": (t.kind_mask & ~mask_nodw).any(axis=1),
-        "to_row": to_row, "to_tensor": to_tensor, "wbytes": wbytes,
+        "r_start": r_start, "r_rows": r_rows, "t_order": t_order, "t_start": t_start,
+        "t_rows": t_rows, "wbytes": wbytes,
         "dims": np.maximum(t.dims, 1), "dw_next": np.append(t.is_depthwise[1:], False),
     }
+
+
+def _segments(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(start index, key) of each run of equal values in a sorted array."""
+    if not len(keys):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    start = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    return start, keys[start]
 
 
 def _evaluate(t: LayerTable, hw: HardwareSpec, pre: dict, c: _Configs) -> dict:
@@ -338,13 +347,20 @@ def _evaluate(t: LayerTable, hw: HardwareSpec, pre: dict, c: _Configs) -> dict:
                        next_cached)
     dw_touch = (t.is_depthwise | pre["dw_next"])[None, :]
     streamed &= ~(~c.fuse_dw[col] & dw_touch)
-    forced = (unsup[:, t.in_rows].astype(float) @ pre["to_tensor"]) > 0
+    forced = np.zeros((k_n, t.rows), bool)  # tensors that an unsupported row consumes
+    if len(t.in_rows):
+        hit = unsup[:, t.in_rows[pre["t_order"]]].astype(np.int8)
+        forced[:, pre["t_rows"]] = np.maximum.reduceat(hit, pre["t_start"], axis=1) > 0
     spilled = ~(resident | streamed) | t.is_output[None, :] | unsup | forced
 
     pair_bytes = t_bytes[t.in_tensors]
     gin = t.graph_input_elems * abytes
-    act_in_all = pair_bytes @ pre["to_row"] + gin
-    act_read = (spilled[:, t.in_tensors] * pair_bytes) @ pre["to_row"] + gin[None, :]
+    act_in_all = np.bincount(t.in_rows, weights=pair_bytes, minlength=t.rows) + gin
+    act_read = np.zeros((k_n, t.rows))
+    if len(t.in_rows):
+        act_read[:, pre["r_rows"]] = np.add.reduceat(
+            np.where(spilled[:, t.in_tensors], pair_bytes, 0.0), pre["r_start"], axis=1)
+    act_read += gin[None, :]
     act_write = np.where(spilled, t_bytes[None, :], 0.0)
     core_read = act_read * share[col]
     w_ext = np.where(cached, 0.0, w[None, :])

@@ -509,8 +509,13 @@ def anchor_drift(spec, min_time_s: float = 0.2) -> dict | None:
         return None
     drifted = any(abs(v - 1) > DRIFT_LIMIT for v in f.values())
     text = ", ".join(f"{k} x{v:.2f}" for k, v in f.items())
+    from netfrontier.hardware.registry import PRESET_DIR, profile_dir
+
+    where = Path(spec.path).parent.resolve() if spec.path else None
+    ref = spec.name if where in (PRESET_DIR.resolve(), profile_dir().resolve(), None) \
+        else spec.path
     msg = (f"{spec.name}: anchors now {text} the profile's" +
            (f"; drifted over {100 * DRIFT_LIMIT:.0f}%: re-anchor with 'netfrontier calibrate "
-            f"--reanchor {spec.path or spec.name}'" if drifted else " (within "
+            f"--reanchor {ref}'" if drifted else " (within "
             f"{100 * DRIFT_LIMIT:.0f}%)"))
     return {"factors": f, "drifted": drifted, "message": msg, "now": now}
