@@ -16,15 +16,23 @@ $(VENV)/.installed: pyproject.toml
 .PHONY: setup report test bench serve system-deps
 setup: $(VENV)/.installed
 
-# Headless Chromium and its driver for the browser tests (Debian packages), when missing.
+# Debian packages the tests need, each only when missing: headless Chromium and its driver
+# (browser tests), PostgreSQL (the search's multi-worker test starts its own server) and
+# Fashion-MNIST (the search's from-scratch track and the lottery tickets).
 system-deps:
-	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
-	  echo "installing chromium and chromium-driver for the browser tests"; \
+	@pkgs=""; \
+	if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  pkgs="$$pkgs chromium chromium-driver"; fi; \
+	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then pkgs="$$pkgs postgresql"; fi; \
+	if [ ! -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then \
+	  pkgs="$$pkgs dataset-fashion-mnist"; fi; \
+	if [ -n "$$pkgs" ]; then \
+	  echo "installing$$pkgs for the tests"; \
 	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  export DEBIAN_FRONTEND=noninteractive; \
-	  $$sudo apt-get install -y -q --no-install-recommends chromium chromium-driver || \
+	  $$sudo apt-get install -y -q --no-install-recommends $$pkgs || \
 	  { $$sudo apt-get update -q && \
-	    $$sudo apt-get install -y -q --no-install-recommends chromium chromium-driver; }; \
+	    $$sudo apt-get install -y -q --no-install-recommends $$pkgs; }; \
 	fi
 
 report: setup

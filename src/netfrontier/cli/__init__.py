@@ -26,7 +26,7 @@ def _help_without_command(ctx: typer.Context) -> None:
 app.callback(invoke_without_command=True)(_help_without_command)
 hw_app.callback(invoke_without_command=True)(_help_without_command)
 
-from netfrontier.cli import analyze_cmds, compress_cmds, hw_cmds, measure_cmds, prune_cmds, serve_cmds, sweep_cmds  # noqa: E402,F401  (register commands)
+from netfrontier.cli import analyze_cmds, compress_cmds, hw_cmds, measure_cmds, prune_cmds, search_cmds, serve_cmds, sweep_cmds  # noqa: E402,F401  (register commands)
 
 
 def _one_line(text: str) -> str:
