@@ -97,3 +97,34 @@ class ModelSource(ABC):
         return capture_module(model, (batch, 3, res, res), model_name=entry.name,
                               source=entry.source,
                               meta={"top1": entry.top1, "weights": entry.weights})
+
+
+class CatalogueSource(ModelSource):
+    """A source whose entries are a fixed catalogue of weight entries (torchvision's): a name
+    is an entry's full name (`arch.WEIGHTS`) or, for its default weights, the bare `arch`."""
+
+    label = "torchvision"  # how an unknown name is reported
+
+    @abstractmethod
+    def catalogue(self) -> tuple[ModelEntry, ...]: ...
+
+    def entries(self) -> list[ModelEntry]:
+        return list(self.catalogue())
+
+    def _by_name(self) -> dict[str, ModelEntry]:
+        table = {e.name: e for e in self.catalogue()}
+        for e in self.catalogue():
+            if e.extra.get("default"):
+                table.setdefault(e.arch, e)
+        return table
+
+    def claims(self, name: str) -> bool:
+        return name in self._by_name()
+
+    def entry(self, name: str) -> ModelEntry:
+        from netfrontier.errors import UnknownModelError, suggest
+
+        table = self._by_name()
+        if name not in table:
+            raise UnknownModelError(f"unknown {self.label} model '{name}'{suggest(name, table)}")
+        return table[name]

@@ -22,8 +22,8 @@ from __future__ import annotations
 import contextlib
 from functools import lru_cache
 
-from netfrontier.errors import OptionError, UnknownModelError, suggest
-from netfrontier.models.base import ModelEntry, ModelSource
+from netfrontier.errors import OptionError
+from netfrontier.models.base import CatalogueSource, ModelEntry
 
 REFERENCE = "reference: torchvision weight metadata ({dataset})"
 SIZE_DIVISIBLE = 32  # GeneralizedRCNNTransform pads images to a multiple of this
@@ -152,29 +152,13 @@ def stated_counts(model) -> dict:
     return out
 
 
-class TorchvisionTaskSource(ModelSource):
+class TorchvisionTaskSource(CatalogueSource):
     """Names: `fasterrcnn_resnet50_fpn` (the default weights) or `..._fpn.COCO_V1`."""
 
     name = "torchvision_tasks"
 
-    def entries(self) -> list[ModelEntry]:
-        return list(_all_entries())
-
-    def _by_name(self) -> dict[str, ModelEntry]:
-        table = {e.name: e for e in _all_entries()}
-        for e in _all_entries():
-            if e.extra.get("default"):
-                table.setdefault(e.arch, e)
-        return table
-
-    def claims(self, name: str) -> bool:
-        return name in self._by_name()
-
-    def entry(self, name: str) -> ModelEntry:
-        table = self._by_name()
-        if name not in table:
-            raise UnknownModelError(f"unknown torchvision model '{name}'{suggest(name, table)}")
-        return table[name]
+    def catalogue(self) -> tuple[ModelEntry, ...]:
+        return _all_entries()
 
     def build(self, entry: ModelEntry, materialize: bool = False):
         from torchvision import models

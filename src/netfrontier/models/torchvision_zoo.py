@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from netfrontier.errors import UnknownModelError, suggest
-from netfrontier.models.base import ModelEntry, ModelSource
+from netfrontier.models.base import CatalogueSource, ModelEntry
 
 REFERENCE = "reference: torchvision weight metadata (ImageNet-1k val)"
 
@@ -51,29 +50,13 @@ def _all_entries() -> tuple[ModelEntry, ...]:
     return tuple(out)
 
 
-class TorchvisionSource(ModelSource):
+class TorchvisionSource(CatalogueSource):
     """Names: `resnet50` (the default weights) or `resnet50.IMAGENET1K_V1`."""
 
     name = "torchvision"
 
-    def entries(self) -> list[ModelEntry]:
-        return list(_all_entries())
-
-    def _by_name(self) -> dict[str, ModelEntry]:
-        table = {e.name: e for e in _all_entries()}
-        for e in _all_entries():
-            if e.extra.get("default"):
-                table.setdefault(e.arch, e)
-        return table
-
-    def claims(self, name: str) -> bool:
-        return name in self._by_name()
-
-    def entry(self, name: str) -> ModelEntry:
-        table = self._by_name()
-        if name not in table:
-            raise UnknownModelError(f"unknown torchvision model '{name}'{suggest(name, table)}")
-        return table[name]
+    def catalogue(self) -> tuple[ModelEntry, ...]:
+        return _all_entries()
 
     def build(self, entry: ModelEntry, materialize: bool = False):
         import contextlib
