@@ -72,11 +72,13 @@ def stage_lite(args) -> dict:
     zoo = zoo_rows(hw)
 
     def run(tag, target_of, chip, allocation="hardware", epochs=args.epochs, share=None):
-        if share is not None:  # the same chip's importance, sensitivity and cost curves
+        if share is not None:  # the sensitivity (and, on the same chip, the cost curves)
             import shutil
 
             (OUT / "runs" / tag).mkdir(parents=True, exist_ok=True)
-            shutil.copy(OUT / "runs" / share / "analysis.json", OUT / "runs" / tag)
+            for f in ("sensitivity.json", "cost_curves.json"):
+                if (OUT / "runs" / share / f).is_file():
+                    shutil.copy(OUT / "runs" / share / f, OUT / "runs" / tag)
         opts = PruneOptions(hw=chip, target=results["targets"][target_of][chip],
                             allocation=allocation, epochs=epochs, wbits=8,
                             sens_images=args.sens_images, threads=2)
@@ -96,7 +98,8 @@ def stage_lite(args) -> dict:
         share="lite2_to_lite1_hardware")
     run("lite2_to_lite0_hardware", "efficientnet_lite0", hw, share="lite2_to_lite1_hardware")
     for chip in also:  # the allocation for another chip, no recovery: does it differ?
-        run(f"lite2_to_lite1_for_{chip}", "efficientnet_lite1", chip, epochs=0)
+        run(f"lite2_to_lite1_for_{chip}", "efficientnet_lite1", chip, epochs=0,
+            share="lite2_to_lite1_hardware")
     # the small compound-scaled networks on the same held-out images, FP32 and 8-bit PTQ
     from netfrontier.compress.config import QuantConfig
     from netfrontier.compress.ptq import quantize
@@ -110,7 +113,9 @@ def stage_lite(args) -> dict:
         qa = evaluate(q, test)
         results.setdefault("small", {})[small] = {
             "published_top1": p.entry.top1, "top1": fp.top1, "top1_se": fp.top1_se,
-            "ptq8_top1": qa.top1, "ptq8_top1_se": qa.top1_se,
+            "ptq8_top1": qa.top1, "ptq8_top1_se": qa.top1_se, "images": fp.n,
+            "correct1": "".join("1" if c else "0" for c in fp.correct1),
+            "ptq8_correct1": "".join("1" if c else "0" for c in qa.correct1),
             "latency_s": {h: modelled(small, h) for h in (hw, *also)},
             "ptq8_latency_s": {h: modelled(small, h, 8) for h in (hw, *also)}}
         log(f"{small}: FP32 {fp.top1:.2f}, PTQ W8 {qa.top1:.2f}")

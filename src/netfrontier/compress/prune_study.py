@@ -8,7 +8,7 @@ network on the same images. A pruned network's zoo figure is the parent's publis
 that drop: "estimated".
 
 Phases, each saved in the output directory as it finishes so an interrupted run resumes:
-`analysis.json` (importance, sensitivity, cost curves), `allocation.json`, the pruned network
+`sensitivity.json` (chip-independent) and `cost_curves.json`, `allocation.json`, the pruned network
 (`pruned.pt` + `pruned.json`), then `recovered.pt` after distillation.
 """
 from __future__ import annotations
@@ -74,12 +74,15 @@ class PruneOptions:
         if self.epochs < 0 or self.sens_images < 1 or self.batch_size < 1:
             raise OptionError("--epochs must be ≥ 0, sensitivity images and batch size ≥ 1")
 
-    def key(self) -> str:
-        """What the analysis (importance, sensitivity, cost curves) depends on: not the target,
-        the allocation or the recovery, so runs toward several targets share it."""
-        d = {k: v for k, v in asdict(self).items() if k not in (
-            "target", "ratio", "allocation", "round_to_tile", "epochs", "lr", "batch_size",
-            "augment", "wbits", "bn_reestimate", "threads", "objective")}
+    def key(self, with_chip: bool = True) -> str:
+        """What the analysis depends on: not the target, the allocation or the recovery, so runs
+        toward several targets share it. The sensitivity (`with_chip=False`) does not depend on
+        the chip or the objective either, so runs for several chips share that too."""
+        drop = {"target", "ratio", "allocation", "round_to_tile", "epochs", "lr", "batch_size",
+                "augment", "wbits", "bn_reestimate", "threads"}
+        if not with_chip:
+            drop |= {"hw", "objective"}
+        d = {k: v for k, v in asdict(self).items() if k not in drop}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -157,13 +160,18 @@ def run_prune(model_name: str, opts: PruneOptions, out_dir,
     say(f"{model_name} on {hw.name}: {len(groups)} channel groups, {opts.objective} "
         f"{base:.4g} → target {target:.4g} (reachable {low:.4g})")
     means = pruner.consumer_means(x for x, _ in batches)
-    analysis = _load_json(out / "analysis.json", key)
-    if analysis is None:
-        sens = sensitivity(pruner, groups, scores, means if opts.fold else None, sens_x)
-        savings = cost_curves(costing, groups, scores, tile, opts.min_keep)
-        analysis = {"sensitivity": sens, "savings": savings}
-        _dump(out / "analysis.json", key, analysis)
-        say(f"  sensitivity and cost curves: {time.time() - t0:.0f} s")
+    # sensitivity (chip-independent) and cost curves (this chip, this objective), each cached
+    sensitivity_file = _load_json(out / "sensitivity.json", opts.key(with_chip=False))
+    if sensitivity_file is None:
+        sensitivity_file = {"sensitivity": sensitivity(pruner, groups, scores,
+                                                       means if opts.fold else None, sens_x)}
+        _dump(out / "sensitivity.json", opts.key(with_chip=False), sensitivity_file)
+        say(f"  sensitivity: {time.time() - t0:.0f} s")
+    curves_file = _load_json(out / "cost_curves.json", key)
+    if curves_file is None:
+        curves_file = {"savings": cost_curves(costing, groups, scores, tile, opts.min_keep)}
+        _dump(out / "cost_curves.json", key, curves_file)
+    analysis = {**sensitivity_file, **curves_file}
     sens = {g: {float(f): v for f, v in c.items()} for g, c in analysis["sensitivity"].items()}
     savings = {g: {int(k): v for k, v in c.items()} for g, c in analysis["savings"].items()}
     if opts.allocation == "hardware":
