@@ -9,6 +9,7 @@ Stages:
            distilled), uniform pruning at the Lite1 point, every variant costed on
            img-series4-8core and jetson-xavier-nx too, the Lite1-point allocation redone for
            those chips, and 8-bit PTQ of the pruned network and of Lite1/Lite0.
+  rounding the Lite1-point allocation in multiples of 8 instead of the tile (after lite).
   pitfall  Lite0 losing 5% of every expanded group's channels: no folding, folding, folding +
            batch-norm re-estimation (held-out top-1, paired).
   lottery  LeNet-300-100 (full training set) and Conv-2 (the first --conv-train images) on
@@ -56,42 +57,62 @@ def paired(a: str, b: str) -> tuple[float, float]:
     return 100 * float(d.mean()), 100 * float(d.std(ddof=1) / np.sqrt(len(d)))
 
 
-def stage_lite(args) -> dict:
+HW, ALSO = "img-series4-1core", ("img-series4-8core", "jetson-xavier-nx")
+
+
+def _lite2():
+    from netfrontier.measure.accuracy import load_images
+    from netfrontier.models.pretrained import load_pretrained
+
+    pre = load_pretrained("efficientnet_lite2")
+    return pre, load_images(None, pre.preprocess, limit=LIMIT)
+
+
+def _run(args, results, tag, target_of, chip, pre, images, zoo=None, allocation="hardware",
+         epochs=None, share=None, round_to_tile=True) -> dict:
+    """One run_prune of Lite2 toward a small network's modelled latency on `chip`, kept in
+    results["runs"][tag] and lite.json."""
     from netfrontier.compress.prune_report import write_prune_report
     from netfrontier.compress.prune_study import PruneOptions, run_prune
+
+    if share is not None:  # the sensitivity (and, on the same chip, the cost curves)
+        import shutil
+
+        (OUT / "runs" / tag).mkdir(parents=True, exist_ok=True)
+        for f in ("sensitivity.json", "cost_curves.json"):
+            if (OUT / "runs" / share / f).is_file():
+                shutil.copy(OUT / "runs" / share / f, OUT / "runs" / tag)
+    opts = PruneOptions(hw=chip, target=results["targets"][target_of][chip],
+                        allocation=allocation, epochs=args.epochs if epochs is None else epochs,
+                        wbits=8, sens_images=args.sens_images, threads=2,
+                        round_to_tile=round_to_tile)
+    t = time.time()
+    r = run_prune("efficientnet_lite2", opts, OUT / "runs" / tag, say=log,
+                  hardware_also=tuple(h for h in (HW, *ALSO) if h != chip), pre=pre,
+                  images=images)
+    r["seconds"] = time.time() - t
+    results["runs"][tag] = r
+    if zoo is not None:
+        write_prune_report(r, OUT / "runs" / tag, {"command": " ".join(sys.argv)}, zoo)
+    write_atomic(OUT / "lite.json", json.dumps(results, indent=1, default=str))
+    return r
+
+
+def stage_lite(args) -> dict:
     from netfrontier.measure.accuracy import evaluate, load_images
     from netfrontier.models.pretrained import load_pretrained
     from netfrontier.zoo import zoo_rows
 
-    hw, also = "img-series4-1core", ("img-series4-8core", "jetson-xavier-nx")
-    pre = load_pretrained("efficientnet_lite2")
-    images = load_images(None, pre.preprocess, limit=LIMIT)
+    hw, also = HW, ALSO
+    pre, images = _lite2()
     results = {"targets": {}, "runs": {}}
     for small in ("efficientnet_lite1", "efficientnet_lite0"):
         results["targets"][small] = {h: modelled(small, h) for h in (hw, *also)}
     zoo = zoo_rows(hw)
 
-    def run(tag, target_of, chip, allocation="hardware", epochs=args.epochs, share=None):
-        if share is not None:  # the sensitivity (and, on the same chip, the cost curves)
-            import shutil
-
-            (OUT / "runs" / tag).mkdir(parents=True, exist_ok=True)
-            for f in ("sensitivity.json", "cost_curves.json"):
-                if (OUT / "runs" / share / f).is_file():
-                    shutil.copy(OUT / "runs" / share / f, OUT / "runs" / tag)
-        opts = PruneOptions(hw=chip, target=results["targets"][target_of][chip],
-                            allocation=allocation, epochs=epochs, wbits=8,
-                            sens_images=args.sens_images, threads=2)
-        t = time.time()
-        r = run_prune("efficientnet_lite2", opts, OUT / "runs" / tag, say=log,
-                      hardware_also=tuple(h for h in (hw, *also) if h != chip), pre=pre,
-                      images=images)
-        r["seconds"] = time.time() - t
-        results["runs"][tag] = r
-        if chip == hw:
-            write_prune_report(r, OUT / "runs" / tag, {"command": " ".join(sys.argv)}, zoo)
-        write_atomic(OUT / "lite.json", json.dumps(results, indent=1, default=str))
-        return r
+    def run(tag, target_of, chip, **kw):
+        return _run(args, results, tag, target_of, chip, pre, images,
+                    zoo=zoo if chip == hw else None, **kw)
 
     run("lite2_to_lite1_hardware", "efficientnet_lite1", hw)
     run("lite2_to_lite1_uniform", "efficientnet_lite1", hw, allocation="uniform",
@@ -121,6 +142,16 @@ def stage_lite(args) -> dict:
         log(f"{small}: FP32 {fp.top1:.2f}, PTQ W8 {qa.top1:.2f}")
     write_atomic(OUT / "lite.json", json.dumps(results, indent=1, default=str))
     return results
+
+
+def stage_rounding(args) -> dict:
+    """The Lite1-point allocation in multiples of 8 (what frameworks round to) instead of the
+    tile's 64, no recovery: verified modelled latency and held-out top-1 against the rounded
+    plan (needs the lite stage's results)."""
+    results = json.loads((OUT / "lite.json").read_text())
+    pre, images = _lite2()
+    return _run(args, results, "lite2_to_lite1_multiples_of_8", "efficientnet_lite1", HW, pre,
+                images, epochs=0, share="lite2_to_lite1_hardware", round_to_tile=False)
 
 
 def stage_pitfall(args) -> dict:
@@ -164,9 +195,12 @@ def stage_lottery(args) -> dict:
     torch.set_num_threads(2)
     specs = [get_hardware(h) for h in ("img-series4-1core", "tpu-v1")]
     out = {}
-    for model, limit in (("lenet300", None), ("conv2", args.conv_train)):
-        cfg = LotteryConfig(model=model, dataset="fashion-mnist", rounds=9, epochs=args.lt_epochs,
-                            seeds=(0, 1, 2), limit_train=limit)
+    # Conv-2 at a higher rate per round (fewer, costlier rounds), both down to ≤ 5% of weights
+    for model, limit, rate, rounds in (("lenet300", args.lenet_train, 0.3, 9),
+                                       ("conv2", args.conv_train, args.conv_rate,
+                                        args.conv_rounds)):
+        cfg = LotteryConfig(model=model, dataset="fashion-mnist", rounds=rounds, rate=rate,
+                            epochs=args.lt_epochs, seeds=(0, 1, 2), limit_train=limit)
         t = time.time()
         rows = run_lottery(cfg, progress=log)
         table = summary(rows)
@@ -185,7 +219,10 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=5, help="distillation epochs (lite)")
     ap.add_argument("--sens-images", type=int, default=64)
     ap.add_argument("--lt-epochs", type=int, default=3, help="lottery training epochs")
+    ap.add_argument("--lenet-train", type=int, default=None, help="LeNet training images")
     ap.add_argument("--conv-train", type=int, default=20000, help="Conv-2 training images")
+    ap.add_argument("--conv-rate", type=float, default=0.3, help="Conv-2 pruning rate per round")
+    ap.add_argument("--conv-rounds", type=int, default=9, help="Conv-2 pruning rounds")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=None)
     ap.add_argument("--limit", type=int, default=None)
@@ -194,7 +231,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     OUT.mkdir(parents=True, exist_ok=True)
     for stage in args.stages.split(","):
-        {"lite": stage_lite, "pitfall": stage_pitfall, "lottery": stage_lottery}[stage](args)
+        {"lite": stage_lite, "rounding": stage_rounding, "pitfall": stage_pitfall,
+         "lottery": stage_lottery}[stage](args)
     from pruning_summary import write_summary  # beside this file
 
     write_summary(OUT)

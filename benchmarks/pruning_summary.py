@@ -35,15 +35,15 @@ def _lite(d: dict) -> list[str]:
     runs, small, targets = d["runs"], d.get("small", {}), d["targets"]
     chips = list(next(iter(targets.values())))
     out = ["## EfficientNet-Lite2 pruned for img-series4-1core", "",
-           "Targets: the smaller compound-scaled networks' modelled latency (FP32 weights "
-           "as the preset's default bits; ms):", ""]
+           "Targets: the smaller compound-scaled networks' modelled latency at each preset's "
+           "default weight bits (ms):", ""]
     out += _table(["target", *chips], [[k, *(_ms(v[c]) for c in chips)]
                                        for k, v in targets.items()])
     head = ["network", "params (M)", "MMAC", *(f"latency on {c} (ms)" for c in chips),
             "sample top-1 (held-out)", "drop vs Lite2 (points)", "estimated ImageNet top-1"]
     rows = []
     for tag, r in runs.items():
-        if "_for_" in tag:
+        if "_for_" in tag or "multiples_of" in tag:
             continue
         for v in r["rows"]:
             if tag != "lite2_to_lite1_hardware" and v["variant"].startswith("unpruned"):
@@ -67,7 +67,31 @@ def _lite(d: dict) -> list[str]:
     out += _table(head, rows)
     out += _versus(runs, small)
     out += _allocation(runs, chips)
+    out += _rounding(runs)
     return out
+
+
+def _rounding(runs: dict) -> list[str]:
+    a, b = runs.get("lite2_to_lite1_hardware"), runs.get("lite2_to_lite1_multiples_of_8")
+    if not (a and b):
+        return []
+    out = ["### What rounding to the tile buys", "",
+           f"The Lite1-point allocation on {CHIP} in multiples of the array tile "
+           f"({a['allocation']['quantum']}) and in multiples of 8, as frameworks round (widths "
+           "between tile multiples priced by interpolation, as a FLOP-proportional model "
+           "would; the plan then verified on the captured shapes). No recovery.", ""]
+    rows = []
+    for r in (a, b):
+        v = next(v for v in r["rows"] if v["variant"].startswith("pruned"))
+        rows.append([r["allocation"]["quantum"], sum(r["allocation"]["kept"].values()),
+                     _ms(v["cost"][CHIP]["latency_s"]), f"{v['macs'] / 1e6:.0f}",
+                     f"{v['top1']:.1f} ± {v['top1_se']:.1f}"])
+    out += _table(["multiple of", "channels kept", f"latency on {CHIP} (ms)", "MMAC",
+                   "sample top-1 (no recovery)"], rows)
+    va = next(v for v in a["rows"] if v["variant"].startswith("pruned"))
+    vb = next(v for v in b["rows"] if v["variant"].startswith("pruned"))
+    d, se = _paired(vb["correct1"], va["correct1"])
+    return out + [f"Tile-rounded minus multiples of 8: {d:+.1f} ± {se:.1f} points (paired).", ""]
 
 
 def _final(run: dict, ptq: bool = False) -> dict | None:
@@ -112,14 +136,29 @@ def _allocation(runs: dict, chips: list[str]) -> list[str]:
            "recovery), then costed on every chip; sample top-1 before recovery, held-out "
            "(ms).", ""]
     rows = []
+    first = {c: r for r in allocs.values() for c in [r["hw"]]}
     for tag, r in allocs.items():
         made = r["hw"]
         v = next(v for v in r["rows"] if v["variant"].startswith("pruned"))
         kept = sum(r["allocation"]["kept"].values())
-        rows.append([made, kept, *(_ms(v["cost"][c]["latency_s"]) for c in chips),
-                     f"{v['top1']:.1f} ± {v['top1_se']:.1f}"])
-    out += _table(["allocated for", "channels kept", *(f"on {c}" for c in chips),
+        cells = []
+        for c in chips:
+            lat, goal = v["cost"][c]["latency_s"], first[c]["target"] if c in first else None
+            mark = "" if goal is None else (" (meets)" if lat <= goal * (1 + 1e-9) else
+                                           f" ({100 * (lat / goal - 1):+.1f}% over)")
+            cells.append(_ms(lat) + mark)
+        rows.append([made, kept, *cells, f"{v['top1']:.1f} ± {v['top1_se']:.1f}"])
+    out += _table(["allocated for", "channels kept", *(f"on {c} (vs its Lite1 target)"
+                                                       for c in chips),
                    "sample top-1 (no recovery)"], rows)
+    base = next(iter(allocs.values()))
+    vb = next(v for v in base["rows"] if v["variant"].startswith("pruned"))
+    for tag, r in list(allocs.items())[1:]:
+        v = next(v for v in r["rows"] if v["variant"].startswith("pruned"))
+        d, se = _paired(vb["correct1"], v["correct1"])
+        out += [f"- allocated for {r['hw']} minus allocated for {base['hw']}, before "
+                f"recovery: {d:+.1f} ± {se:.1f} points (paired)."]
+    out += [""]
     h, u = runs.get("lite2_to_lite1_hardware"), runs.get("lite2_to_lite1_uniform")
     if h and u:
         vh = next(v for v in h["rows"] if v["variant"].startswith("pruned"))

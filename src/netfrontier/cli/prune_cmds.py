@@ -30,7 +30,7 @@ def _target(latency_ms, dram_mb, energy_mj, ratio, objective):
 @app.command()
 def prune(
     model: str = typer.Argument(..., help="efficientnet_lite0/1/2 (or any model with offline "
-                                          "weights); with --method lottery: lenet300 | conv4"),
+                                          "weights); with --method lottery: lenet300 | conv2"),
     hw: str = typer.Option("img-series4-1core", "--hw", help="preset to prune for"),
     target_latency: float = typer.Option(None, "--target-latency", help="ms per inference"),
     target_dram: float = typer.Option(None, "--target-dram", help="MB of DRAM traffic"),
