@@ -155,8 +155,6 @@ def _reanchor(profile: str, name: str | None, out: Path | None, min_time: float)
     as NAME (default PROFILE-reanchored) in the user profile directory or --out."""
     import datetime
 
-    import yaml
-
     from netfrontier.errors import OptionError
     from netfrontier.hardware.checks import parse_yaml
     from netfrontier.hardware.registry import get_hardware, preset_names, profile_dir

@@ -208,7 +208,7 @@ def _heatmap(out: Path, grid: dict, points: list[dict], results: dict, pair: lis
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from netfrontier.report import write_atomic
+    from netfrontier.report import write_png
 
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels) + 0.8, 4.2),
                              squeeze=False)
@@ -229,11 +229,7 @@ def _heatmap(out: Path, grid: dict, points: list[dict], results: dict, pair: lis
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label=f"{a} / {b} utilization")
     fig.suptitle(f"{hw_name}: {a}'s utilization (MACs / (latency x peak)) over {b}'s, "
                  "geometric mean over the other varied keys", fontsize=9)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    png = out / f"heatmap_{a}_vs_{b}.png"
-    write_atomic(png, buf.getvalue())
+    png = write_png(fig, out / f"heatmap_{a}_vs_{b}.png")
     return {"png": str(png), "x": x, "y": y, "pair": pair, "x_values": xs, "y_values": ys,
             "ratio": {k: v.tolist() for k, v in tables.items()}}
 
@@ -244,7 +240,7 @@ def _plot_frontier(out: Path, summary: dict, objective: str, hw_name: str, n_con
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from netfrontier.report import write_atomic
+    from netfrontier.report import write_atomic, write_png
 
     f = summary["frontier"]
     cost = np.array([r["geomean"] for r in f])
@@ -267,10 +263,7 @@ def _plot_frontier(out: Path, summary: dict, objective: str, hw_name: str, n_con
     ax.title.set_fontsize(8)
     fig.colorbar(sc, ax=ax, label="share of configurations on the frontier")
     ax.grid(True, which="both", alpha=0.2)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    write_atomic(out / f"frontier_{objective}.png", buf.getvalue())
+    write_png(fig, out / f"frontier_{objective}.png")
     cbuf = io.StringIO()
     w = csv.DictWriter(cbuf, fieldnames=list(f[0]), lineterminator="\n")
     w.writeheader()

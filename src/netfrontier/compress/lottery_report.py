@@ -21,7 +21,7 @@ def plot_tickets(summary: list[dict], path, title: str) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from netfrontier.report import write_atomic
+    from netfrontier.report import write_png
 
     dense = next((r for r in summary if r["condition"] == "dense"), None)
     fig, ax = plt.subplots(figsize=(7, 4.4))
@@ -47,10 +47,7 @@ def plot_tickets(summary: list[dict], path, title: str) -> Path:
     import matplotlib.ticker as mt
 
     ax.xaxis.set_major_formatter(mt.FuncFormatter(lambda v, _: f"{v:g}"))
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=130, bbox_inches="tight")
-    plt.close(fig)
-    return write_atomic(path, buf.getvalue())
+    return write_png(fig, path, dpi=130)
 
 
 def _csv(rows: list[dict]) -> str:

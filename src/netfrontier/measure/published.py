@@ -25,7 +25,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from netfrontier.errors import MeasurementError
 from netfrontier.measure.validate import spearman
@@ -380,14 +379,12 @@ def markdown(result: dict) -> str:
 def plot_published(result: dict, path: str | Path) -> Path:
     """Log-log scatter of predicted against published latency, one colour per preset, held-out
     rows as open markers, the diagonal and the ±25% band."""
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from netfrontier.report import write_atomic
+    from netfrontier.report import write_png
 
     rows = result["rows"]
     m = np.array([r["measured_s"] for r in rows]) * 1e3
@@ -411,11 +408,7 @@ def plot_published(result: dict, path: str | Path) -> Path:
     ax.title.set_fontsize(9)
     ax.legend(loc="upper left", fontsize=7)
     ax.grid(True, which="both", alpha=0.2)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    write_atomic(path, buf.getvalue())
-    return Path(path)
+    return write_png(fig, path, dpi=110)
 
 
 def write_outputs(result: dict, out: str | Path) -> dict:

@@ -117,14 +117,12 @@ def validate(hw, measurements: list[dict], batch: int, store=None,
 
 def plot_validation(rows: list[dict], stats: dict, path: str | Path) -> Path:
     """Log-log scatter of predicted against measured, with the diagonal and a ±20% band."""
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from netfrontier.report import write_atomic
+    from netfrontier.report import write_png
 
     m = np.array([r["measured_s"] for r in rows]) * 1e3
     p = np.array([r["predicted_s"] for r in rows]) * 1e3
@@ -147,8 +145,4 @@ def plot_validation(rows: list[dict], stats: dict, path: str | Path) -> Path:
     ax.title.set_fontsize(9)
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(True, which="both", alpha=0.2)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    write_atomic(path, buf.getvalue())
-    return Path(path)
+    return write_png(fig, path, dpi=120)

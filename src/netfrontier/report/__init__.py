@@ -61,3 +61,15 @@ from netfrontier.report.plots import (  # noqa: E402
 
 __all__ = ["write_atomic", "write_report", "render_report", "plot_frontier",
            "plot_relative_bars", "plot_all", "short_names"]
+
+
+def write_png(fig, path, dpi: int = 110) -> Path:
+    """Save a matplotlib figure as a PNG (tight bounding box) atomically, and close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return write_atomic(path, buf.getvalue())

@@ -137,8 +137,7 @@ class Evaluator:
     # -- rung 1: cost -----------------------------------------------------------------------
     def cost(self, c: Candidate, hw=None) -> dict:
         from netfrontier.cost.analytical import estimate
-        from netfrontier.graph.torch_capture import capture_module
-        from netfrontier.search.build import input_shape, layer_wbits, shape_model
+        from netfrontier.search.build import layer_wbits
 
         hw = hw or self.hw
         key = (c.id, hw.name, hw.digest)
@@ -370,8 +369,6 @@ class Evaluator:
             train, _, test = self.scratch()
             m = model if model is not None else self._retrain(c)
             if wbits:
-                from netfrontier.compress.lottery import Split
-
                 calib = [train.x[:128]]
                 m = quantize(m, QuantConfig(wbits=wbits, layer_wbits=layer_wbits(c),
                                             first_last_bits=8), calib)

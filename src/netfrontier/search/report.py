@@ -16,14 +16,13 @@ import csv
 import html
 import io
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 
 from netfrontier.search.run import (OBJECTIVES, SearchConfig, feasible, hv_curve,
                                     measured_trials, reference_cost, write_json)
-from netfrontier.search.space import Candidate, describe, lite_layout, stage_table
+from netfrontier.search.space import Candidate, describe, stage_table
 
 MAX_FINAL = 4
 
