@@ -33,9 +33,11 @@ def serve(store: Path, host: str = "127.0.0.1", port: int = 8765, studies: Path 
             warn(f"warning: serving on {host}, not 127.0.0.1: anyone who can reach this "
                  f"machine on port {port} can use the server (it has no authentication)")
         app = create_app(state, studies, None if local else ["*"])
-        say(f"netfrontier serve: {n} models from {store}; open {url(host, port)} in a browser "
-            "(Ctrl-C stops)")
-        server(app).run(sockets=[sock])  # uvicorn shuts down cleanly, then re-raises SIGINT
+        line = (f"netfrontier serve: {n} models from {store}; open {url(host, port)} in a "
+                "browser (Ctrl-C stops)")
+        # said once uvicorn listens and handles signals; it shuts down cleanly on Ctrl-C,
+        # then re-raises SIGINT
+        server(app, on_started=lambda: say(line)).run(sockets=[sock])
     except KeyboardInterrupt:
         pass
     finally:

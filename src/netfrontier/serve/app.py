@@ -133,14 +133,22 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def server(app: Starlette):
-    """A uvicorn server with quiet logs and bounded connections and headers."""
+def server(app: Starlette, on_started=None):
+    """A uvicorn server with quiet logs and bounded connections and headers. `on_started` runs
+    once it listens with its own signal handlers in place, so a Ctrl-C sent by whoever read
+    what `on_started` printed always reaches uvicorn's orderly shutdown."""
     import uvicorn
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets=sockets)
+            if on_started is not None and self.started:
+                on_started()
 
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                             ws="none", server_header=False, limit_concurrency=64,
                             timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024)
-    return uvicorn.Server(config)
+    return Server(config)
 
 
 @contextlib.contextmanager
