@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict
 
 from netfrontier.cost.analytical import DEFAULT_MODEL, MODEL_REVISION, check_bits
@@ -236,8 +236,13 @@ def _zoo_rows(hw, pattern, opts, batch, store, pool, progress, on_total,
             progress(e.name)
 
     try:
-        for fut in as_completed(list(futs)):
-            keep(fut)
+        pending = set(futs)
+        while pending:
+            # a bounded wait: Ctrl-C can be delivered to one of the pool's threads, and then it
+            # interrupts nothing; the main thread must come back to the interpreter to raise it
+            finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                keep(fut)
     except KeyboardInterrupt:  # keep every capture that finished, then stop (workers.py)
         for fut in [f for f in futs if f.done() and not f.cancelled() and not f.exception()]:
             keep(fut)
