@@ -47,16 +47,6 @@ def modelled(name: str, hw: str, wbits: int | None = None) -> float:
     return estimate(capture(name), get_hardware(hw), wbits=wbits).latency_s
 
 
-def paired(a: str, b: str) -> tuple[float, float]:
-    """(b - a top-1 in points, its SE) from two rows' per-image correctness strings."""
-    import numpy as np
-
-    x = np.array([c == "1" for c in a], float)
-    y = np.array([c == "1" for c in b], float)
-    d = y - x
-    return 100 * float(d.mean()), 100 * float(d.std(ddof=1) / np.sqrt(len(d)))
-
-
 HW, ALSO = "img-series4-1core", ("img-series4-8core", "jetson-xavier-nx")
 
 

@@ -8,17 +8,12 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from netfrontier.measure.accuracy import paired_correct  # noqa: E402
 
 CHIP = "img-series4-1core"
-
-
-def _paired(a: str, b: str) -> tuple[float, float]:
-    """(b − a) in top-1 points and its SE, from per-image correctness strings."""
-    x = np.array([c == "1" for c in a], float)
-    y = np.array([c == "1" for c in b], float)
-    d = y - x
-    return 100 * float(d.mean()), 100 * float(d.std(ddof=1) / np.sqrt(len(d)))
 
 
 def _table(head: list[str], rows: list[list]) -> list[str]:
@@ -90,7 +85,7 @@ def _rounding(runs: dict) -> list[str]:
                    "sample top-1 (no recovery)"], rows)
     va = next(v for v in a["rows"] if v["variant"].startswith("pruned"))
     vb = next(v for v in b["rows"] if v["variant"].startswith("pruned"))
-    d, se = _paired(vb["correct1"], va["correct1"])
+    d, se = paired_correct(vb["correct1"], va["correct1"])
     return out + [f"Tile-rounded minus multiples of 8: {d:+.1f} ± {se:.1f} points (paired).", ""]
 
 
@@ -117,7 +112,7 @@ def _versus(runs: dict, small: dict) -> list[str]:
             if p is None:
                 continue
             s_corr = small[name]["ptq8_correct1" if ptq else "correct1"]
-            d, se = _paired(s_corr, p["correct1"])
+            d, se = paired_correct(s_corr, p["correct1"])
             est = "" if p["estimated_top1"] is None else (
                 f"{p['estimated_top1']:.1f} ± {p['top1_drop_se']:.1f} vs "
                 f"{small[name]['published_top1']:.1f}")
@@ -155,7 +150,7 @@ def _allocation(runs: dict, chips: list[str]) -> list[str]:
     vb = next(v for v in base["rows"] if v["variant"].startswith("pruned"))
     for tag, r in list(allocs.items())[1:]:
         v = next(v for v in r["rows"] if v["variant"].startswith("pruned"))
-        d, se = _paired(vb["correct1"], v["correct1"])
+        d, se = paired_correct(vb["correct1"], v["correct1"])
         out += [f"- allocated for {r['hw']} minus allocated for {base['hw']}, before "
                 f"recovery: {d:+.1f} ± {se:.1f} points (paired)."]
     out += [""]
@@ -163,12 +158,12 @@ def _allocation(runs: dict, chips: list[str]) -> list[str]:
     if h and u:
         vh = next(v for v in h["rows"] if v["variant"].startswith("pruned"))
         vu = next(v for v in u["rows"] if v["variant"].startswith("pruned"))
-        d, se = _paired(vu["correct1"], vh["correct1"])
+        d, se = paired_correct(vu["correct1"], vh["correct1"])
         out += [f"Hardware-aware minus uniform at the same modelled latency on {CHIP}, before "
                 f"recovery: {d:+.1f} ± {se:.1f} points (paired)."]
         fh, fu = _final(h), _final(u)
         if fh is not fu and "distillation" in fh["variant"] and "distillation" in fu["variant"]:
-            d, se = _paired(fu["correct1"], fh["correct1"])
+            d, se = paired_correct(fu["correct1"], fh["correct1"])
             out += [f"After distillation: {d:+.1f} ± {se:.1f} points."]
         out += [""]
     return out
@@ -233,6 +228,5 @@ def write_summary(out: Path) -> Path | None:
 
 
 if __name__ == "__main__":
-    root = Path(__file__).resolve().parents[1]
     print(write_summary(Path(sys.argv[1]) if len(sys.argv) > 1
-                        else root / "benchmarks" / "results" / "pruning"))
+                        else ROOT / "benchmarks" / "results" / "pruning"))

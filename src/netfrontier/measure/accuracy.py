@@ -215,9 +215,19 @@ def standard_error(p_percent: float, n: int) -> float:
 
 def paired_difference(a: Accuracy, b: Accuracy) -> tuple[float, float]:
     """(b.top1 - a.top1, its standard error) from per-image correctness on the same images."""
-    if a.n != b.n:
-        raise MeasurementError(f"paired comparison needs the same images ({a.n} vs {b.n})")
-    d = b.correct1.astype(float) - a.correct1.astype(float)
+    return paired_correct(a.correct1, b.correct1)
+
+
+def paired_correct(a, b) -> tuple[float, float]:
+    """(b − a top-1 in points, its standard error) from two per-image correctness vectors of
+    the same images (booleans, or strings of '0'/'1' as results files keep them)."""
+    import numpy as np
+
+    a, b = (np.array([c == "1" for c in v]) if isinstance(v, str) else np.asarray(v)
+            for v in (a, b))
+    if len(a) != len(b):
+        raise MeasurementError(f"paired comparison needs the same images ({len(a)} vs {len(b)})")
+    d = b.astype(float) - a.astype(float)
     se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else float("nan")
     return 100.0 * float(d.mean()), 100.0 * se
 
