@@ -68,15 +68,17 @@ def test_space_is_filtered_by_the_chip_and_candidates_are_stable():
     conv = SearchSpace(family="convnet").for_chip(spec)
     assert conv.ops == ("conv",) and "o0" not in conv.knobs()
     # normalised: the width of a dropped block does not change the candidate
-    base = {n: ch[0] for n, ch in SearchSpace().knobs().items()}
+    full = SearchSpace(widths=(1.0, 0.75, 0.5), kernels=(5, 3))
+    assert "w5_3" in full.knobs() and "w5_3" not in SearchSpace().knobs()  # one choice: fixed
+    base = {n: ch[0] for n, ch in full.knobs().items()}
     base.update(parent="efficientnet_lite0", drop5=2)
-    a = SearchSpace().candidate({**base, "w5_3": 1.0})
-    b = SearchSpace().candidate({**base, "w5_3": 0.5})
+    a = full.candidate({**base, "w5_3": 1.0})
+    b = full.candidate({**base, "w5_3": 0.5})
     assert a == b and a.id == b.id and a.id.startswith("lite-")
     assert Candidate.from_json(json.loads(json.dumps(a.to_json()))).id == a.id
     assert "EfficientNet-Lite0" in describe(a)
     with pytest.raises(OptionError, match="not among"):
-        SearchSpace().candidate({**base, "resolution": 17})
+        full.candidate({**base, "resolution": 17})
 
 
 def test_space_yaml_unknown_key_is_an_error(tmp_path):
@@ -92,7 +94,8 @@ def test_lite_candidate_is_a_real_network_with_inherited_weights():
     from netfrontier.search.build import build_lite, kept_channels, load_parent, shape_lite
 
     torch.set_num_threads(2)
-    sp = SearchSpace(parents=("efficientnet_lite0",), resolutions=(96,))
+    sp = SearchSpace(parents=("efficientnet_lite0",), resolutions=(96,), widths=(1.0, 0.75, 0.5),
+                     kernels=(5, 3))
     full = {n: (0 if n.startswith("drop") else 5 if n.startswith("k") else 1.0
                 if n.startswith("w") else ch[0]) for n, ch in sp.knobs().items()}
     x = torch.randn(2, 3, 96, 96)
@@ -146,6 +149,28 @@ def test_predictor_rank_correlation_and_hypervolume():
     pts = np.array([[-80.0, -1.0], [-90.0, -0.5]])
     assert hypervolume(pts) == pytest.approx(80 * 1.0 + 10 * 0.5)
     assert hypervolume(np.array([[-80.0, 0.2]])) == 0.0  # beyond the reference: nothing
+
+
+def test_staircase_verdict_compares_with_the_cheapest_network_as_accurate():
+    from netfrontier.search.report import beats_zoo
+
+    zoo = [{"model": "a", "top1": 70.0, "latency_ms": 1.0},
+           {"model": "slow", "top1": 76.0, "latency_ms": 2.0},
+           {"model": "stair", "top1": 77.0, "latency_ms": 1.2},
+           {"model": "efficientnet_lite0", "top1": 90.0, "latency_ms": 0.1}]  # a baseline
+    good = {"candidate_id": "s1", "top1": 76.5, "top1_se": 0.5, "latency_ms": 0.9}
+    v = beats_zoo([good], zoo)
+    assert v["against"] == "stair" and v["above"] and abs(v["saving"] - 0.25) < 1e-9
+    # 20% faster than a slow network it matches, but slower than the staircase: not above
+    weak = {"candidate_id": "s2", "top1": 75.9, "top1_se": 0.2, "latency_ms": 1.7}
+    v = beats_zoo([weak], zoo)
+    assert v["against"] == "stair" and not v["above"] and v["saving"] < 0
+    assert v["literal"] is None  # 1.7 ms is not 20% below slow's 2.0 ms
+    weak["latency_ms"] = 1.3
+    v = beats_zoo([weak], zoo)
+    assert not v["above"] and v["literal"]["against"] == "slow"
+    assert beats_zoo([weak, good], zoo)["searched"] == "s1"
+    assert beats_zoo([{**good, "top1": 99.0}], zoo) == {}  # nothing as accurate
 
 
 def test_impossible_constraint_is_said_from_the_cost_model(tmp_path):

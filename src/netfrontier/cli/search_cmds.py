@@ -146,9 +146,9 @@ def run_search(*, hw, data, objectives, constraints, flags, trials, sampler, com
     rand = optuna.load_study(study_name=f"{name}-random", storage=st) \
         if len(studies) > 1 else None
     res = finish(out, main, cfg, ev, sp, random_study=rand, also_hw=also_hw, zoo=zoo,
-                 baselines=baselines, say=_say,
+                 baselines=baselines, say=_say, started=t_start,
                  extra_meta={"command": " ".join(["netfrontier"] + sys.argv[1:]),
-                             "wall_s": time.time() - t_start, **(extra_meta or {})})
+                             "search_s": time.time() - t_start, **(extra_meta or {})})
     rows = [(r["candidate_id"], r["description"], f"{r['top1']:.2f} ± {r['top1_se']:.2f}",
              f"{r['select_top1']:.2f}", f"{r[R.OBJECTIVES[objs[1]][0]]:.4g}")
             for r in res["pareto"]]

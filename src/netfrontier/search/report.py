@@ -16,6 +16,7 @@ import csv
 import html
 import io
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -219,27 +220,42 @@ def zoo_costs(hw, wbits: int = 8) -> list[dict]:
 
 
 def beats_zoo(searched: list[dict], zoo: list[dict], cost_key: str = "latency_ms",
-              saving: float = 0.2) -> dict:
-    """The best (searched, zoo) pair where the searched network's estimated top-1 is at least
-    the zoo network's published top-1 minus one SE and its cost is ≥ `saving` lower."""
-    best = None
+              saving: float = 0.2, name_key: str = "model") -> dict:
+    """Against the staircase: for each searched network, the cheapest network of `zoo` at
+    least as accurate within one SE (top-1 ≥ searched − SE; the one a user would otherwise
+    ship at that accuracy). Returns the searched network that saves most against it, with
+    `above` true when it matches that network (searched ≥ its top-1 − SE) and saves ≥
+    `saving`; and `literal`, the issue's weaker test (any network it matches, the most
+    accurate of those it beats by `saving`), which a slow zoo network can satisfy."""
+    best, literal = None, None
+    # the Lite parents in the zoo are compared as baselines, not as zoo networks
+    rows = [z for z in zoo if name_key != "model" or not z["model"].startswith("efficientnet_lite")]
     for s in searched:
-        for z in zoo:
-            if z["model"].startswith("efficientnet_lite"):
-                continue  # the parents themselves: compared as baselines
-            if s["top1"] >= z["top1"] - s.get("top1_se", 0) and \
-                    s[cost_key] <= (1 - saving) * z[cost_key]:
+        se = s.get("top1_se", 0)
+        peers = [z for z in rows if z["top1"] >= s["top1"] - se]
+        if peers:
+            z = min(peers, key=lambda z: z[cost_key])
+            cut = 1 - s[cost_key] / z[cost_key]
+            v = {"searched": s["candidate_id"], "against": z[name_key], "searched_top1": s["top1"],
+                 "searched_se": se, "against_top1": z["top1"], "searched_cost": s[cost_key],
+                 "against_cost": z[cost_key], "saving": cut,
+                 "above": bool(s["top1"] >= z["top1"] - se and cut >= saving)}
+            if best is None or (v["above"], cut) > (best["above"], best["saving"]):
+                best = v
+        for z in rows:
+            if s["top1"] >= z["top1"] - se and s[cost_key] <= (1 - saving) * z[cost_key]:
                 cut = 1 - s[cost_key] / z[cost_key]
-                if best is None or (z["top1"], cut) > (best["zoo_top1"], best["saving"]):
-                    best = {"searched": s["candidate_id"], "zoo": z["model"],
-                            "searched_top1": s["top1"], "searched_se": s.get("top1_se", 0),
-                            "zoo_top1": z["top1"], "searched_cost": s[cost_key],
-                            "zoo_cost": z[cost_key], "saving": cut}
-    return best or {}
+                if literal is None or (z["top1"], cut) > (literal["against_top1"],
+                                                          literal["saving"]):
+                    literal = {"searched": s["candidate_id"], "against": z[name_key],
+                               "against_top1": z["top1"], "searched_top1": s["top1"],
+                               "saving": cut}
+    return {**best, "literal": literal} if best else {}
 
 
 def finish(out: Path, study, cfg: SearchConfig, ev, space, random_study=None, also_hw=(),
-           zoo: bool = True, baselines: bool = True, say=lambda s: None, extra_meta=None) -> dict:
+           zoo: bool = True, baselines: bool = True, say=lambda s: None, extra_meta=None,
+           started: float | None = None) -> dict:
     from netfrontier.hardware.registry import get_hardware
 
     out = Path(out)
@@ -304,12 +320,16 @@ def finish(out: Path, study, cfg: SearchConfig, ev, space, random_study=None, al
     png_hv = plot_hypervolume(curves, out / "hypervolume.png",
                               f"{space.family} on {ev.hw.name}: hypervolume vs measured trials")
     verdict = beats_zoo(searched, zoo_rows_, ckey) if zoo_rows_ else {}
+    vs_base = beats_zoo(searched, base_rows, ckey, name_key="label") if base_rows else {}
     result = {"study": study.study_name, "config": cfg.to_json(), "hardware": ev.hw.name,
               "pareto": searched, "baselines": base_rows, "zoo": zoo_rows_,
               "hypervolume": {k: (v[-1] if v else 0.0) for k, v in curves.items()},
               "hypervolume_curves": curves, "reference_cost": ref, "beats_zoo": verdict,
+              "beats_baselines": vs_base,
               "trials": trial_rows(study) + (trial_rows(random_study) if random_study else []),
               **(extra_meta or {})}
+    if started is not None:  # the whole run: search and the final measurements
+        result["wall_s"] = time.time() - started
     write_json(out / "results.json", result)
     _write_csv(out / "pareto.csv", [{k: v for k, v in r.items()
                                      if k not in ("stages", "other_hw", "candidate")}
@@ -354,15 +374,23 @@ def _write_html(path: Path, res: dict, png_front: bytes, png_hv: bytes, obj: str
     hv = res["hypervolume"]
     parts.append("<p>Final hypervolume: " + "; ".join(f"{e(k)} {v:.3f}" for k, v in hv.items())
                  + ".</p>")
-    if res.get("beats_zoo"):
-        b = res["beats_zoo"]
-        parts.append(f"<p><b>Above the zoo's staircase:</b> {e(b['searched'])} at "
-                     f"{b['searched_top1']:.2f} ± {b['searched_se']:.2f} (estimated) against "
-                     f"{e(b['zoo'])} ({b['zoo_top1']:.2f} published) with "
-                     f"{100 * b['saving']:.0f}% lower {e(obj)}.</p>")
-    elif res.get("zoo"):
-        parts.append("<p><b>No searched network has ≥ 20% lower cost than a zoo network whose "
-                     "published top-1 it matches within one SE.</b></p>")
+    for key, what in (("beats_zoo", "the zoo's staircase"), ("beats_baselines",
+                                                             "the Lite baselines")):
+        b = res.get(key)
+        if b:
+            verdict = "Above" if b["above"] else "Not above"
+            parts.append(f"<p><b>{verdict} {what}</b> (≥ 20% lower {e(obj)} than the cheapest "
+                         "network at least as accurate within one SE): best is "
+                         f"{e(b['searched'])} at {b['searched_top1']:.2f} ± "
+                         f"{b['searched_se']:.2f} (estimated) against {e(str(b['against']))} "
+                         f"({b['against_top1']:.2f}): {100 * b['saving']:+.0f}% lower "
+                         f"{e(obj)}.</p>")
+            lit = b.get("literal")
+            if key == "beats_zoo" and lit and not b["above"]:
+                parts.append(f"<p>(The weaker test, any zoo network it matches: "
+                             f"{e(lit['searched'])} against {e(lit['against'])} "
+                             f"({lit['against_top1']:.2f}), {100 * lit['saving']:.0f}% lower; "
+                             "that network is not on the staircase.)</p>")
     img = base64.b64encode(png_front).decode()
     parts.append(f"<img alt='frontier' src='data:image/png;base64,{img}' width='800'>")
     parts.append("<h2>Pareto set (measured once on the test images)</h2>")

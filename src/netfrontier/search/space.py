@@ -9,7 +9,10 @@ are errors. Two families:
   which changes width and stride, always stays); per block, the fraction of its expanded
   channels kept (channel surgery by `compress.prune`, least important first, rounded to
   `quantum`); per stage with 5×5 depthwise kernels, 5 or 3 (a centre crop of the 5×5 weights);
-  per stage, the weight bits (the stem, head and classifier stay 8-bit).
+  per stage, the weight bits (the stem, head and classifier stay 8-bit). A knob with one
+  choice is not searched: the default space offers width 1.0 and kernel 5 only, because
+  without recovery those cuts collapse top-1 (measured; docs/search.md), and a YAML space
+  opens them.
 * ``convnet`` (the from-scratch track): a three-stage conv net trained from scratch (on
   Fashion-MNIST), per stage its channels, depth, kernel, operator (a plain convolution or a
   depthwise-separable pair) and weight bits; costed at `deploy_resolution`.
@@ -98,10 +101,12 @@ class SearchSpace:
     family: str = "efficientnet_lite"
     # efficientnet_lite
     parents: tuple = LITE_PARENTS
-    resolutions: tuple = (160, 192, 224, 240, 260)
+    resolutions: tuple = (176, 192, 208, 224, 240, 260)
     max_drop: int = 2  # blocks a stage may lose from its end (never its first block)
-    widths: tuple = (1.0, 0.75, 0.5)  # expanded channels kept, per block
-    kernels: tuple = (5, 3)  # for stages whose depthwise kernel is 5 (3: centre crop)
+    # expanded channels kept, per block; by default only 1.0: without recovery a width cut
+    # costs far more top-1 than it saves latency (docs/search.md, "Which knobs pay")
+    widths: tuple = (1.0,)
+    kernels: tuple = (5,)  # for stages whose depthwise kernel is 5 (3: centre crop; see widths)
     quantum: int = 8  # kept channels are a multiple of this
     # convnet
     channels: tuple = (16, 24, 32, 48, 64)
