@@ -10,6 +10,9 @@ correlation on candidates it was not fitted on (all measured candidates of every
 a seeded random half to fit; and, per study, fitted on its first half in trial order).
 
     nice -n 10 .venv/bin/python benchmarks/search_scratch.py --out benchmarks/results/search/scratch
+    nice -n 10 .venv/bin/python benchmarks/search_scratch.py --trials 16 \\
+        --space benchmarks/results/search/space-scratch-8k.yaml \\
+        --out benchmarks/results/search/scratch-8k
 """
 from __future__ import annotations
 
@@ -33,6 +36,8 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--data", default="fashion-mnist")
+    ap.add_argument("--space", default=None, help="a convnet space YAML (default: the "
+                    "built-in space, 2 epochs of 2,000 images)")
     args = ap.parse_args()
 
     import optuna
@@ -56,7 +61,7 @@ def main() -> None:
         res = run_search(hw=args.hw, data=args.data, objectives="top1,latency", constraints=None,
                          flags={}, trials=args.trials, sampler="tpe", compare_random=True,
                          seed=seed, storage=None, study=None, workers=args.workers,
-                         space_path=None, limit=None, screen=False, recovery_epochs=0,
+                         space_path=args.space, limit=None, screen=False, recovery_epochs=0,
                          halving=False, also_hw=[], baselines=False, zoo=False, threads=1,
                          out=d)
         hv = list(res["hypervolume"].values())
@@ -95,6 +100,7 @@ def main() -> None:
     summary = {
         "command": " ".join(["nice -n 10 .venv/bin/python"] + sys.argv),
         "hardware": args.hw, "trials_per_study": args.trials, "seeds": seeds,
+        "space": args.space,
         "hypervolume": {k: stats(v) for k, v in finals.items()},
         "tpe_minus_random": stats(np.array(finals["tpe"]) - np.array(finals["random"])),
         "predictor": {"pooled_random_halves": pooled,
