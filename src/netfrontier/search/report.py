@@ -168,10 +168,19 @@ def plot_frontier(zoo: list[dict], baselines: list[dict], searched: list[dict], 
         if len(sx):
             ax.step(list(sx) + [max(zc) * 1.5], list(sy) + [sy[-1]], where="post",
                     c="#1d5fa8", lw=1.2, label="zoo staircase")
-    if baselines:
-        ax.errorbar([b[cost_key] for b in baselines], [b["top1"] for b in baselines],
-                    yerr=[b.get("top1_se", 0) for b in baselines], fmt="s", ms=4, c="#2a9d8f",
+    # the axes frame the searched networks; a collapsed baseline (far below) sits on the
+    # bottom edge as a ▼, so it does not squash the frontier into a line
+    floor = min([s["top1"] for s in searched] + [70.0]) - 5
+    shown = [b for b in baselines if b["top1"] >= floor]
+    under = [b for b in baselines if b["top1"] < floor]
+    if shown:
+        ax.errorbar([b[cost_key] for b in shown], [b["top1"] for b in shown],
+                    yerr=[b.get("top1_se", 0) for b in shown], fmt="s", ms=4, c="#2a9d8f",
                     label="baselines (measured 8-bit)", capsize=2)
+    if under:
+        ax.scatter([b[cost_key] for b in under], [floor + 0.6] * len(under), marker="v", s=22,
+                   c="#2a9d8f", label=f"baselines below {floor:.0f}% (collapsed: "
+                   + ", ".join(f"{b['top1']:.0f}" for b in under) + ")")
     if searched:
         ax.errorbar([s[cost_key] for s in searched], [s["top1"] for s in searched],
                     yerr=[s.get("top1_se", 0) for s in searched], fmt="*", ms=9, c="#b8322a",
@@ -179,9 +188,11 @@ def plot_frontier(zoo: list[dict], baselines: list[dict], searched: list[dict], 
     ax.set_xscale("log")
     ax.set_xlabel(f"{cost_key.replace('_', ' ')} on {hw} ({unit}, modelled)")
     ax.set_ylabel(ylabel)
-    pts = [r["top1"] for r in searched + baselines]
-    if pts and zoo:
-        ax.set_ylim(min(pts + [70]) - 3, max(pts + [r["top1"] for r in zoo]) + 1)
+    ours = [r[cost_key] for r in searched + baselines]
+    if ours and zoo:
+        ax.set_ylim(floor, max([r["top1"] for r in searched + shown + zoo
+                                if r[cost_key] <= 4 * max(ours)]) + 1.5)
+        ax.set_xlim(min(ours + [r[cost_key] for r in zoo]) / 1.3, 4 * max(ours))
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=7)
     fig.tight_layout()
