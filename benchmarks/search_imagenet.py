@@ -69,8 +69,8 @@ def main() -> None:
     for hw, kw in chips.items():
         results[hw] = run_search(hw=hw, sampler="tpe", out=out / hw, **common, **kw)
 
-    # mixed bits: the 1-core Pareto's most accurate members with 6-bit weights in stages 2-6, and with 4-bit
-    # weights in stages 5-6 (whose layers are weight-bound on img-series4-1core)
+    # mixed bits: the 1-core Pareto's most accurate members with 6-bit weights in stages 2-6,
+    # and with 4-bit weights in stages 5-6 (whose layers are weight-bound on img-series4-1core)
     hw1 = get_hardware("img-series4-1core")
     space = SearchSpace().for_chip(hw1)
     ev = Evaluator(space, hw1, data, limit=args.limit, threads=args.threads, cache_dir=cache)

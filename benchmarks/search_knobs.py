@@ -59,7 +59,7 @@ def main() -> None:
         lat = ev.cost(c)["latency_ms"]
         ref = ref or (top1, lat)
         dt, dl = top1 - ref[0], 100 * (lat / ref[1] - 1)
-        rate = f"{-dt / -dl:.2f}" if dl < -0.05 else "-"
+        rate = f"{dt / dl:.2f}" if dl < -0.05 else "-"
         print(f"{name:32s} {top1:12.1f} {dt:+8.1f} {lat:10.3f} {dl:+8.1f}% {rate:>22s}"
               f"   ({time.time() - t:.0f} s)", flush=True)
 

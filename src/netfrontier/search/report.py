@@ -240,7 +240,8 @@ def beats_zoo(searched: list[dict], zoo: list[dict], cost_key: str = "latency_ms
     accurate of those it beats by `saving`), which a slow zoo network can satisfy."""
     best, literal = None, None
     # the Lite parents in the zoo are compared as baselines, not as zoo networks
-    rows = [z for z in zoo if name_key != "model" or not z["model"].startswith("efficientnet_lite")]
+    rows = [z for z in zoo
+            if name_key != "model" or not z["model"].startswith("efficientnet_lite")]
     for s in searched:
         se = s.get("top1_se", 0)
         peers = [z for z in rows if z["top1"] >= s["top1"] - se]
